@@ -1,0 +1,127 @@
+"""The driver: plan, skip completed shards, run the stages (local loop or Ray), merge the reports, and write
+the manifest, the run report and the dataset card."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections import Counter
+from pathlib import Path
+
+from pipeline import __version__
+from pipeline.config import Config
+from pipeline.plan import ShardSpec, build_converters, plan_shards, run_fingerprint
+from pipeline.report import merge_acc, reconcile, sorted_counter
+from pipeline.stages import Compose, Ingest, Write, summary_without_write
+from pipeline.templates import TemplateBank
+from pipeline.writer import shard_is_complete
+
+log = logging.getLogger(__name__)
+
+STAGES = ("ingest", "proposals", "negatives", "all")
+
+
+def _stage_list(cfg: Config, stage: str, only_source: str | None, out_dir: Path) -> list:
+    """(name, fn, actor_options) in order; the last one returns the shard summary."""
+    stages: list = [("ingest", Ingest(cfg, only_source), None)]
+    stages += extra_stages(cfg, stage)
+    if stage == "all":
+        stages += [("compose", Compose(cfg), None), ("write", Write(out_dir), None)]
+    else:
+        stages += [("summary", summary_without_write, None)]
+    return stages
+
+
+def extra_stages(cfg: Config, stage: str) -> list:
+    """Optional stages between ingest and compose (grid tokens, hard negatives)."""
+    return []
+
+
+def _run_local(specs: list[ShardSpec], stages: list, progress: bool) -> list[dict]:
+    from tqdm import tqdm
+
+    built = [(name, fn() if actor is not None else fn) for name, fn, actor in stages]
+    out = []
+    for spec in tqdm(specs, desc="shards", unit="shard", disable=not progress):
+        obj = spec
+        for _, fn in built:
+            obj = fn(obj)
+        out.append(obj)
+    return out
+
+
+def build(cfg: Config, stage: str = "all", only_source: str | None = None) -> dict:
+    """Run the pipeline; returns the run report (also written to <out>/run_report.json for stage 'all')."""
+    t_start = time.perf_counter()
+    out_dir = cfg.output_path()
+    converters = build_converters(cfg, only_source)
+    bank = TemplateBank.load()
+    fingerprint = run_fingerprint(cfg, converters, bank.digest())
+    t0 = time.perf_counter()
+    specs, acc = plan_shards(cfg, converters, fingerprint)
+    plan_seconds = time.perf_counter() - t0
+    done, todo = [], []
+    for spec in specs:
+        marker = shard_is_complete(out_dir, spec.name, spec.fingerprint) if stage == "all" else None
+        (done if marker else todo).append(marker or spec)
+    log.info("%d shards planned, %d already complete, %d to build", len(specs), len(done), len(todo))
+    stages = _stage_list(cfg, stage, only_source, out_dir)
+    if todo and cfg.run.executor == "ray":
+        from pipeline import execute
+
+        summaries = execute.run_ray(cfg, todo, stages)
+    else:
+        summaries = _run_local(todo, stages, cfg.run.progress) if todo else []
+    report = _merge(cfg, specs, done, summaries, acc, fingerprint, stage)
+    report["timings"]["plan"] = round(plan_seconds, 4)
+    report["timings"]["total_wall"] = round(time.perf_counter() - t_start, 4)
+    if stage == "all":
+        from pipeline.card import write_card, write_manifest
+
+        _stale_cleanup(out_dir, {s.name for s in specs})
+        write_manifest(out_dir, report)
+        write_card(out_dir, cfg, report)
+        (out_dir / "run_report.json").write_text(json.dumps(report, indent=1, sort_keys=True))
+    return report
+
+
+def _merge(cfg, specs, done, summaries, plan_acc, fingerprint, stage) -> dict:
+    acc: dict = {}
+    merge_acc(acc, plan_acc)
+    stats: Counter = Counter()
+    timings: Counter = Counter()
+    shards = []
+    for s in list(done) + list(summaries):
+        merge_acc(acc, s["acc"])
+        stats.update(s["stats"])
+        timings.update(s.get("timings", {}))
+        shards.append({k: s.get(k) for k in ("shard", "split", "rows", "sha256", "bytes", "units")}
+                      | {"resumed": s in done})
+    shards.sort(key=lambda x: x["shard"])
+    gaps = reconcile(acc)
+    return {
+        "run": {"name": cfg.run.name, "stage": stage, "seed": cfg.run.seed, "format": cfg.run.format,
+                "fingerprint": fingerprint, "pipeline_version": __version__, "executor": cfg.run.executor,
+                "shards_total": len(specs), "shards_resumed": len(done), "shards_built": len(summaries)},
+        "sources": acc,
+        "unaccounted": gaps,
+        "all_accounted": all(not g for g in gaps.values()),
+        "stats": sorted_counter(stats),
+        "shards": shards,
+        "rows": sum(s["rows"] or 0 for s in shards),
+        "timings": {k: round(v, 4) for k, v in sorted(timings.items())},
+    }
+
+
+def _stale_cleanup(out_dir: Path, keep: set[str]) -> None:
+    """Remove shards (and markers) from an earlier run of this corpus with another shard layout."""
+    data = out_dir / "data"
+    if data.is_dir():
+        for f in data.glob("*.parquet"):
+            if f.stem not in keep:
+                log.info("removing stale shard %s", f.name)
+                f.unlink()
+    for m in (out_dir / ".markers").glob("*.json") if (out_dir / ".markers").is_dir() else []:
+        if m.stem not in keep:
+            m.unlink()
