@@ -168,38 +168,44 @@ class CocoConverter(Converter):
         )
 
     def _instance(self, ann: dict, idx: _Index, h: int, w: int, skips: list[Skip]) -> Instance | None:
-        aid = str(ann.get("id"))
-
-        def skip(reason: str, detail: str = "") -> None:
-            skips.append(Skip(source=self.source, kind="annotation", item_id=aid, reason=reason, detail=detail))
-
-        bbox = ann.get("bbox")
-        if not (isinstance(bbox, list) and len(bbox) == 4 and all(isinstance(v, (int, float)) for v in bbox)):
-            return skip("bad_box", repr(bbox))
-        x, y, bw, bh = (float(v) for v in bbox)
-        if not all(math.isfinite(v) for v in (x, y, bw, bh)) or bw <= 0 or bh <= 0:
-            return skip("zero_area_box", repr(bbox))
-        tol = 1.0  # COCO boxes are floats; allow a pixel of rounding at the border
-        if x < -tol or y < -tol or x + bw > w + tol or y + bh > h + tol:
-            return skip("box_out_of_bounds", f"{bbox} in {w}x{h}")
-        box = (max(0.0, x), max(0.0, y), min(float(w), round(x + bw, 3)), min(float(h), round(y + bh, 3)))
-        mask = None
-        if ann.get("segmentation") not in (None, [], {}):
-            try:
-                mask = rle_utils.to_rle(ann["segmentation"], h, w)
-            except MaskError as e:
-                return skip(e.reason, e.detail)
-        cat = idx.cats[ann["category_id"]]
         kp = idx.kps.get(ann.get("id"))
-        keypoints = None
-        if kp is not None and kp.get("num_keypoints", 0) > 0:
-            keypoints = [float(v) for v in kp.get("keypoints", [])]
-        elif ann.get("num_keypoints", 0) > 0:
-            keypoints = [float(v) for v in ann.get("keypoints", [])]
-        return Instance(
-            id=aid, category=str(cat.get("name")), category_id=int(cat["id"]),
-            supercategory=cat.get("supercategory"), box=box, mask=mask,
-            area=float(rle_utils.area(mask)) if mask is not None else bw * bh,
-            iscrowd=bool(ann.get("iscrowd", 0)), keypoints=keypoints,
-            num_keypoints=int(len(keypoints) // 3 and sum(1 for v in keypoints[2::3] if v > 0)) if keypoints else 0,
-        )
+        return coco_instance(self.source, ann, idx.cats[ann["category_id"]], h, w, skips,
+                             keypoints_ann=kp if kp is not None else ann)
+
+
+def coco_instance(source: str, ann: dict, cat: dict, h: int, w: int, skips: list[Skip],
+                  keypoints_ann: dict | None = None) -> Instance | None:
+    """One COCO annotation -> Instance, or None with a named Skip appended. Shared by the COCO-based converters.
+
+    Boxes may overshoot the image by a pixel of float rounding (clipped); more is `box_out_of_bounds`.
+    """
+    aid = str(ann.get("id"))
+
+    def skip(reason: str, detail: str = "") -> None:
+        skips.append(Skip(source=source, kind="annotation", item_id=aid, reason=reason, detail=detail))
+
+    bbox = ann.get("bbox")
+    if not (isinstance(bbox, list) and len(bbox) == 4 and all(isinstance(v, (int, float)) for v in bbox)):
+        return skip("bad_box", repr(bbox))
+    x, y, bw, bh = (float(v) for v in bbox)
+    if not all(math.isfinite(v) for v in (x, y, bw, bh)) or bw <= 0 or bh <= 0:
+        return skip("zero_area_box", repr(bbox))
+    tol = 1.0
+    if x < -tol or y < -tol or x + bw > w + tol or y + bh > h + tol:
+        return skip("box_out_of_bounds", f"{bbox} in {w}x{h}")
+    box = (max(0.0, x), max(0.0, y), min(float(w), round(x + bw, 3)), min(float(h), round(y + bh, 3)))
+    mask = None
+    if ann.get("segmentation") not in (None, [], {}):
+        try:
+            mask = rle_utils.to_rle(ann["segmentation"], h, w)
+        except MaskError as e:
+            return skip(e.reason, e.detail)
+    keypoints = None
+    if keypoints_ann is not None and keypoints_ann.get("num_keypoints", 0) > 0:
+        keypoints = [float(v) for v in keypoints_ann.get("keypoints", [])]
+    return Instance(
+        id=aid, category=str(cat.get("name")), category_id=int(cat["id"]), supercategory=cat.get("supercategory"),
+        box=box, mask=mask, area=float(rle_utils.area(mask)) if mask is not None else bw * bh,
+        iscrowd=bool(ann.get("iscrowd", 0)), keypoints=keypoints,
+        num_keypoints=sum(1 for v in keypoints[2::3] if v > 0) if keypoints else 0,
+    )

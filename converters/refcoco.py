@@ -27,7 +27,7 @@ from pipeline.rle import MaskError
 
 from ._pickle import load_data_pickle
 from .base import Converter, ConverterOptions, Plan, Unit, read_json
-from .coco import clean_text
+from .coco import clean_text, coco_instance
 
 
 class RefCocoOptions(ConverterOptions):
@@ -46,35 +46,6 @@ class RefCocoOptions(ConverterOptions):
         except (KeyError, IndexError, ValueError) as e:
             raise ValueError(f"file_pattern must format with only {{image_id}}: {e}") from None
         return v
-
-
-def coco_instance(source: str, ann: dict, cat: dict, h: int, w: int, skips: list[Skip]) -> Instance | None:
-    """One COCO annotation -> Instance, or None with a Skip appended (same rules as converters.coco)."""
-    aid = str(ann.get("id"))
-    bbox = ann.get("bbox")
-    if not (isinstance(bbox, list) and len(bbox) == 4 and all(isinstance(v, (int, float)) for v in bbox)):
-        skips.append(Skip(source=source, kind="annotation", item_id=aid, reason="bad_box", detail=repr(bbox)))
-        return None
-    x, y, bw, bh = (float(v) for v in bbox)
-    if not all(math.isfinite(v) for v in (x, y, bw, bh)) or bw <= 0 or bh <= 0:
-        skips.append(Skip(source=source, kind="annotation", item_id=aid, reason="zero_area_box", detail=repr(bbox)))
-        return None
-    if x < -1 or y < -1 or x + bw > w + 1 or y + bh > h + 1:
-        skips.append(Skip(source=source, kind="annotation", item_id=aid, reason="box_out_of_bounds",
-                          detail=f"{bbox} in {w}x{h}"))
-        return None
-    mask = None
-    if ann.get("segmentation") not in (None, [], {}):
-        try:
-            mask = rle_utils.to_rle(ann["segmentation"], h, w)
-        except MaskError as e:
-            skips.append(Skip(source=source, kind="annotation", item_id=aid, reason=e.reason, detail=e.detail))
-            return None
-    return Instance(id=aid, category=str(cat.get("name")), category_id=int(cat["id"]),
-                    supercategory=cat.get("supercategory"),
-                    box=(max(0.0, x), max(0.0, y), min(float(w), x + bw), min(float(h), y + bh)), mask=mask,
-                    area=float(rle_utils.area(mask)) if mask is not None else bw * bh,
-                    iscrowd=bool(ann.get("iscrowd", 0)))
 
 
 class _Index:

@@ -18,6 +18,8 @@ import numpy as np
 from pipeline import __version__
 from pipeline.config import Config
 from pipeline.formats import flat_targets, render_answer, roundtrip_problem
+from pipeline.formats.getok import GetokError
+from pipeline.formats.segments import Ground
 from pipeline.records import Record
 from pipeline.schema import normalise_region, normalise_target
 from pipeline.seeds import rng_for, seed_for
@@ -27,6 +29,12 @@ from pipeline.templates import TemplateBank
 log = logging.getLogger(__name__)
 
 LATER_IMAGE_REFS = ("the image", "this image", "the picture", "the photo")
+NEGATIVE_ANSWERS = (  # number-agnostic: the phrase may be singular or plural ("two surfboards")
+    ("I cannot find ", " in the image."),
+    ("The image does not contain ", "."),
+    ("I don't see ", " anywhere in the image."),
+    ("Nothing in the image matches ", "."),
+)
 
 
 class Composer:
@@ -45,6 +53,11 @@ class Composer:
                 self.tasks.append((name, tc.weight if tc else 1.0))
         self.grid_size = cfg.proposals.grid_size
         self.digest = self.bank.digest()
+        self._mid: dict[str, list] = {}
+        self.negatives_on = cfg.negatives.enabled and "negative" in known and \
+            (cfg.tasks.get("negative") is None or cfg.tasks["negative"].enabled)
+        self.refine_on = cfg.run.format == "getok" and "refine" in known and \
+            (cfg.tasks.get("refine") is None or cfg.tasks["refine"].enabled)
 
     # -- one dialogue ------------------------------------------------------------------------------------------
     def _pick_turns(self, record: Record, d: int, ctx: TaskContext, stats: Counter) -> list[TurnSpec]:
@@ -62,10 +75,46 @@ class Composer:
                 stats[f"task.{name}.not_applicable.{out.reason}"] += 1
             else:
                 turns.append(out)
+        negs = record.extras.get("negatives") or []
+        if self.negatives_on and negs and rng.random() < self.cfg.negatives.share:
+            neg = negs[int(rng.integers(len(negs)))]
+            pre, post = NEGATIVE_ANSWERS[int(rng.integers(len(NEGATIVE_ANSWERS)))]
+            spec = TurnSpec("negative", [pre, Ground([neg["phrase"]]), post], vars={"phrase": neg["phrase"]},
+                            annotation_ids=[neg["text_id"]] if neg.get("text_id") else [],
+                            details={"negative_kind": neg.get("kind")})
+            turns.insert(int(rng.integers(len(turns) + 1)), spec)
+        elif self.negatives_on and not negs:
+            stats["task.negative.not_applicable.no_negatives"] += 1
         return turns
 
+    def _refine_turn(self, spec: TurnSpec, ctx: TaskContext) -> TurnSpec | None:
+        """GETok refinement follow-up: for each mask of the previous answer, its grid points' offset tokens."""
+        inst = (ctx.grid or {}).get("instances", {})
+        parts = []
+        for g in grounds_of(spec):
+            for t in g.targets:
+                pairs = inst.get(t.get("instance_id"), {}).get("offsets") if g.unit == "mask" else None
+                if pairs:
+                    parts.append(" ".join(p + o for p, o in pairs))
+        if not parts:
+            return None
+        return TurnSpec("refine", ["; ".join(parts)])
+
+    def _mid_templates(self, task: str) -> list:
+        """User templates whose {{ image }} sits mid-sentence: they read well when it renders 'the image'."""
+        if task not in self._mid:
+            tpls = self.bank.user(task)
+            mid = [t for t in tpls if not t.source.strip().startswith("{{ image }}")
+                   and not t.source.strip().rstrip(".?!").endswith("{{ image }}")]
+            self._mid[task] = mid or tpls
+        return self._mid[task]
+
     def _render_user(self, spec: TurnSpec, turn_index: int, image_ref: str, rng: np.random.Generator):
-        tpl = self.bank.choose("user", spec.task, rng)
+        if image_ref == "<image>":
+            tpl = self.bank.choose("user", spec.task, rng)
+        else:
+            mid = self._mid_templates(spec.task)
+            tpl = mid[int(rng.integers(len(mid)))]
         sentinels = {var: f"\x00{var}\x00" for var in spec.regions}
         text = tpl.render(image=image_ref, **spec.vars, **sentinels)
         order = sorted(spec.regions, key=lambda v: text.index(sentinels[v]))
@@ -87,16 +136,31 @@ class Composer:
         messages = [{"role": "system", "content": system}]
         regions, targets, turn_meta, ann_ids = [], [], [], []
         for k, spec in enumerate(turns):
-            image_ref = "<image>" if k == 0 else LATER_IMAGE_REFS[int(rng.integers(len(LATER_IMAGE_REFS)))]
+            image_ref = "<image>" if len(messages) == 1 else LATER_IMAGE_REFS[int(rng.integers(len(LATER_IMAGE_REFS)))]
             tpl, user_text, turn_regions = self._render_user(spec, len(messages), image_ref, rng)
             messages.append({"role": "user", "content": user_text})
             regions += turn_regions
-            answer = render_answer(self.cfg.run.format, spec.answer, w, h, self.grid_size, self.cfg.run.vd_cot)
+            try:
+                answer = render_answer(self.cfg.run.format, spec.answer, w, h, self.grid_size, self.cfg.run.vd_cot)
+            except GetokError as e:
+                stats[f"turn.dropped.{e}"] += 1
+                messages.pop()
+                regions = regions[: len(regions) - len(turn_regions)]
+                continue
             wrap = self.bank.choose("answer", spec.task, rng)
             messages.append({"role": "assistant", "content": wrap.render(answer=answer)})
             targets += flat_targets(spec.answer, len(messages) - 1)
             turn_meta.append({"task": spec.task, "template_id": tpl.id, "answer_template_id": wrap.id})
             ann_ids += spec.annotation_ids
+            if self.refine_on and (refine := self._refine_turn(spec, ctx)) is not None:
+                tpl = self.bank.choose("user", "refine", rng)
+                messages.append({"role": "user", "content": tpl.render()})
+                wrap = self.bank.choose("answer", "refine", rng)
+                messages.append({"role": "assistant", "content": wrap.render(answer=refine.answer[0])})
+                turn_meta.append({"task": "refine", "template_id": tpl.id, "answer_template_id": wrap.id})
+        if len(messages) == 1:
+            stats["dialogue.skipped.no_renderable_turn"] += 1
+            return None
         targets = [normalise_target(t) for t in targets]
         problem = roundtrip_problem(self.cfg.run.format, messages, targets, w, h, self.grid_size)
         if problem:
@@ -133,6 +197,12 @@ class Composer:
                 if row is not None:
                     rows.append({**row, "image": image})
         return rows, stats
+
+
+def grounds_of(spec: TurnSpec) -> list[Ground]:
+    from pipeline.formats.segments import grounds
+
+    return grounds(spec.answer)
 
 
 def _details(record: Record) -> dict:

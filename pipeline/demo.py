@@ -41,7 +41,7 @@ def _polygon_for(shape: str, cx: float, cy: float, r: float, rng: np.random.Gene
 
 
 def _caption(objs: list[tuple[str, str]], rng: np.random.Generator, variant: int) -> str:
-    from pipeline.tasks.language import counted
+    from pipeline.tasks.language import article, counted
 
     counts: dict[str, int] = {}
     for cat, _ in objs:
@@ -50,7 +50,7 @@ def _caption(objs: list[tuple[str, str]], rng: np.random.Generator, variant: int
     listing = parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
     colour = objs[int(rng.integers(len(objs)))][1]
     forms = [f"{listing} on a plain background.", f"A picture showing {listing}.",
-             f"A {colour} {objs[0][0]} among other objects.", f"Drawn shapes: {listing}.",
+             f"{article(colour)} {objs[0][0]} among other objects.", f"Drawn shapes: {listing}.",
              f"{listing} scattered across a grey canvas."]
     text = forms[variant % len(forms)]
     return text[0].upper() + text[1:]

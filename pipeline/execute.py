@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from pipeline.config import Config
+from pipeline.writer import WORKER_ENV
 
 log = logging.getLogger(__name__)
 
@@ -56,22 +57,33 @@ def init_ray(cfg: Config) -> None:
     ctx.execution_options.preserve_order = True
 
 
+def _note_worker() -> None:
+    """Node bookkeeping: the Write stage records ``ray:<node id>`` as each shard marker's ``worker``."""
+    if WORKER_ENV not in os.environ:
+        import ray
+
+        os.environ[WORKER_ENV] = f"ray:{ray.get_runtime_context().get_node_id()}"
+
+
 def _wrap(fn: Callable) -> Callable:
     """Adapt a plain stage (object -> object) to a Ray Data row function over pickled payloads."""
 
     def apply(row: dict) -> dict:
+        _note_worker()
         return {"payload": pickle.dumps(fn(pickle.loads(row["payload"])), protocol=5)}
 
     return apply
 
 
 class _ActorStage:
-    """Actor-pool wrapper: builds the heavy stage once per actor, then applies it to each shard payload."""
+    """Actor-pool wrapper: the stage (a lazily-building RecordStage) lives as long as the actor, so its model
+    is loaded once per actor and reused for every shard payload."""
 
-    def __init__(self, factory: Callable[[], Callable]):
-        self.stage = factory()
+    def __init__(self, stage: Callable):
+        self.stage = stage
 
     def __call__(self, row: dict) -> dict:
+        _note_worker()
         return {"payload": pickle.dumps(self.stage(pickle.loads(row["payload"])), protocol=5)}
 
 

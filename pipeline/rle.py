@@ -7,6 +7,7 @@ RLE (``counts`` a string); :func:`to_rle` normalises all three.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -50,7 +51,7 @@ def to_rle(segmentation: object, height: int, width: int) -> RLE:
                 raise MaskError("bad_polygon", "polygon is not a flat list of x, y pairs")
             if len(poly) < 6:
                 raise MaskError("polygon_too_few_points", f"{len(poly) // 2} points, need at least 3")
-            if not all(isinstance(v, (int, float)) and np.isfinite(v) for v in poly):
+            if not all(isinstance(v, (int, float)) and math.isfinite(v) for v in poly):
                 raise MaskError("bad_polygon", "non-numeric or non-finite coordinate")
             polys.append([float(v) for v in poly])
         if not polys:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from pipeline import __version__
 from pipeline.config import Config
+from pipeline.grid.quality import merge_values, quality_from_values
 from pipeline.plan import ShardSpec, build_converters, plan_shards, run_fingerprint
 from pipeline.report import merge_acc, reconcile, sorted_counter
 from pipeline.stages import Compose, Ingest, Write, summary_without_write
@@ -22,10 +23,10 @@ log = logging.getLogger(__name__)
 STAGES = ("ingest", "proposals", "negatives", "all")
 
 
-def _stage_list(cfg: Config, stage: str, only_source: str | None, out_dir: Path) -> list:
+def _stage_list(cfg: Config, stage: str, only_source: str | None, out_dir: Path, fingerprint: str) -> list:
     """(name, fn, actor_options) in order; the last one returns the shard summary."""
     stages: list = [("ingest", Ingest(cfg, only_source), None)]
-    stages += extra_stages(cfg, stage)
+    stages += extra_stages(cfg, stage, fingerprint)
     if stage == "all":
         stages += [("compose", Compose(cfg), None), ("write", Write(out_dir), None)]
     else:
@@ -33,21 +34,54 @@ def _stage_list(cfg: Config, stage: str, only_source: str | None, out_dir: Path)
     return stages
 
 
-def extra_stages(cfg: Config, stage: str) -> list:
-    """Optional stages between ingest and compose (grid tokens, hard negatives)."""
-    return []
+def extra_stages(cfg: Config, stage: str, fingerprint: str) -> list:
+    """Optional stages between ingest and compose: grid tokens (SAM as a GPU actor pool), hard negatives (LLM as
+    an actor pool). The offline / annotations variants are cheap and run as plain tasks."""
+    from functools import partial
+
+    from pipeline.grid.stage import GridStage
+    from pipeline.negatives.stage import NegativeStage
+    from pipeline.stages import RecordStage
+    from pipeline.templates import default_root
+
+    out = []
+    p, n = cfg.proposals, cfg.negatives
+    if p.enabled and stage in ("proposals", "all"):
+        factory = partial(GridStage, p, cfg.cache_path(), seed=cfg.run.seed, config_file=cfg.file)
+        actor = None
+        if p.backend == "sam":
+            factory()  # fail at start on a missing / corrupt checkpoint, before any work is scheduled
+            actor = {"size": int(p.sam.get("concurrency", 1)), "num_gpus": float(p.sam.get("num_gpus", 0)),
+                     "num_cpus": float(p.sam.get("num_cpus", 1))}
+        out.append(("grid", RecordStage("grid", factory), actor))
+    if n.enabled and stage in ("negatives", "all"):
+        factory = partial(NegativeStage, n, cfg.cache_path(), default_root(), seed=cfg.run.seed,
+                          run_id=fingerprint[:16], config_file=cfg.file)
+        actor = None
+        if n.miner == "llm" or n.verify.get("checkpoint"):
+            factory()  # configuration problems (server settings, key variable, checkpoint) fail at start
+            actor = {"size": int(n.llm.get("actors", 1)), "num_cpus": float(n.llm.get("num_cpus", 0.5)),
+                     "num_gpus": float(n.verify.get("num_gpus", 0))}
+        out.append(("negatives", RecordStage("negatives", factory), actor))
+    return out
 
 
 def _run_local(specs: list[ShardSpec], stages: list, progress: bool) -> list[dict]:
     from tqdm import tqdm
 
-    built = [(name, fn() if actor is not None else fn) for name, fn, actor in stages]
+    built = [(name, fn) for name, fn, _ in stages]
     out = []
-    for spec in tqdm(specs, desc="shards", unit="shard", disable=not progress):
+    t0, rows = time.perf_counter(), 0
+    for k, spec in enumerate(tqdm(specs, desc="shards", unit="shard", disable=not progress), 1):
         obj = spec
         for _, fn in built:
             obj = fn(obj)
         out.append(obj)
+        rows += obj.get("rows") or 0
+        elapsed = time.perf_counter() - t0
+        log.info("shard %s done (%d/%d): %d rows, %d rows so far, %.1f rows/s, ETA %.0f s", spec.name, k,
+                 len(specs), obj.get("rows") or 0, rows, rows / elapsed if elapsed else 0.0,
+                 elapsed / k * (len(specs) - k))
     return out
 
 
@@ -64,9 +98,12 @@ def build(cfg: Config, stage: str = "all", only_source: str | None = None) -> di
     done, todo = [], []
     for spec in specs:
         marker = shard_is_complete(out_dir, spec.name, spec.fingerprint) if stage == "all" else None
-        (done if marker else todo).append(marker or spec)
+        if marker:
+            done.append({**marker, "_resumed": True})
+        else:
+            todo.append(spec)
     log.info("%d shards planned, %d already complete, %d to build", len(specs), len(done), len(todo))
-    stages = _stage_list(cfg, stage, only_source, out_dir)
+    stages = _stage_list(cfg, stage, only_source, out_dir, fingerprint)
     if todo and cfg.run.executor == "ray":
         from pipeline import execute
 
@@ -92,7 +129,11 @@ def _merge(cfg, specs, done, summaries, plan_acc, fingerprint, stage) -> dict:
     stats: Counter = Counter()
     timings: Counter = Counter()
     shards = []
+    grid_values: dict = {}
+    neg_meta: dict = {}
     for s in list(done) + list(summaries):
+        merge_values(grid_values, s.get("grid_values") or {})
+        neg_meta = neg_meta or s.get("negatives_meta") or {}
         merge_acc(acc, s["acc"])
         stats.update(s["stats"])
         timings.update(s.get("timings", {}))
@@ -110,6 +151,8 @@ def _merge(cfg, specs, done, summaries, plan_acc, fingerprint, stage) -> dict:
         "stats": sorted_counter(stats),
         "shards": shards,
         "rows": sum(s["rows"] or 0 for s in shards),
+        "grid_quality": quality_from_values(grid_values),
+        "negatives_info": neg_meta,
         "timings": {k: round(v, 4) for k, v in sorted(timings.items())},
     }
 

@@ -11,6 +11,7 @@ Heavy stages (SAM, LLM) are callable classes that load once; Ray runs them as ac
 
 from __future__ import annotations
 
+import os
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -19,10 +20,11 @@ from pathlib import Path
 
 from pipeline.compose import Composer
 from pipeline.config import Config
+from pipeline.grid.quality import collect_values
 from pipeline.plan import ShardSpec, build_converters
 from pipeline.records import Record
 from pipeline.report import account_ingest, stage_skip_stats
-from pipeline.writer import write_marker, write_parquet
+from pipeline.writer import WORKER_ENV, fault_point, write_marker, write_parquet
 
 _CONVERTERS: dict[str, dict] = {}  # per worker process: converters with their loaded indexes, by config file
 
@@ -35,6 +37,8 @@ class ShardWork:
     stats: Counter = field(default_factory=Counter)
     timings: dict = field(default_factory=dict)
     rows: list[dict] = field(default_factory=list)
+    grid_values: dict = field(default_factory=dict)  # raw IoU / token counts for the run's grid-quality report
+    negatives_meta: dict = field(default_factory=dict)
 
 
 def _timed(work: ShardWork, name: str, t0: float) -> None:
@@ -52,6 +56,7 @@ class Ingest:
         return _CONVERTERS[key]
 
     def __call__(self, spec: ShardSpec) -> ShardWork:
+        fault_point("ingest")  # test-only hook (pipeline.writer.fault_point)
         t0 = time.perf_counter()
         convs = self._converters()
         items = []
@@ -60,6 +65,26 @@ class Ingest:
         work = ShardWork(spec=spec)
         work.records, work.acc = account_ingest(items)
         _timed(work, "ingest", t0)
+        return work
+
+
+class RecordStage:
+    """Adapts a heavy per-record stage (grid, negatives) to shards; built lazily from a picklable factory, so a
+    Ray actor builds it once and a plain task or the local loop builds it on first use."""
+
+    def __init__(self, name: str, factory):
+        self.name, self.factory = name, factory
+        self._stage = None
+
+    def __getstate__(self) -> dict:
+        return {"name": self.name, "factory": self.factory, "_stage": None}
+
+    def __call__(self, work: ShardWork) -> ShardWork:
+        t0 = time.perf_counter()
+        if self._stage is None:
+            self._stage = self.factory()
+        work.records = self._stage(work.records)
+        _timed(work, self.name, t0)
         return work
 
 
@@ -75,6 +100,9 @@ class Compose:
         work.rows, stats = self._composer(work.records)
         work.stats.update(stats)
         work.stats.update(stage_skip_stats(work.records))
+        work.grid_values = collect_values(work.records)
+        work.negatives_meta = next((r.extras["negatives_meta"] for r in work.records
+                                    if r.extras.get("negatives_meta")), {})
         _timed(work, "compose", t0)
         return work
 
@@ -91,14 +119,19 @@ class Write:
         summary = {
             "shard": spec.name, "split": spec.split, "fingerprint": spec.fingerprint, "rows": rows,
             "sha256": sha, "bytes": nbytes, "units": len(spec.units), "acc": work.acc,
-            "stats": dict(work.stats), "timings": work.timings,
+            "stats": dict(work.stats), "timings": work.timings, "grid_values": work.grid_values,
+            "negatives_meta": work.negatives_meta,
+            "worker": os.environ.get(WORKER_ENV, "local"),  # which node wrote it (pipeline.execute sets it)
         }
         write_marker(self.out_dir, spec.name, summary)  # last: the shard counts as complete from here
+        fault_point("after_shard")  # test-only hook (pipeline.writer.fault_point)
         return summary
 
 
 def summary_without_write(work: ShardWork) -> dict:
     """For stage-only runs (e.g. fill the proposal cache): accounting and stats, no shard."""
     work.stats.update(stage_skip_stats(work.records))
+    work.grid_values = collect_values(work.records)
     return {"shard": work.spec.name, "split": work.spec.split, "fingerprint": work.spec.fingerprint, "rows": 0,
-            "units": len(work.spec.units), "acc": work.acc, "stats": dict(work.stats), "timings": work.timings}
+            "units": len(work.spec.units), "acc": work.acc, "stats": dict(work.stats), "timings": work.timings,
+            "grid_values": work.grid_values}

@@ -4,21 +4,55 @@ A shard is written to a temporary name in the same folder, fsynced and renamed; 
 (``.markers/<shard>.json``: fingerprint, rows, sha256, shard report) is written after the rename, so a shard
 without a marker is incomplete and is rebuilt by the next run. A rerun skips every shard whose marker matches its
 fingerprint and whose file still has the recorded hash.
+
+Test-only fault hook (docs/operations.md): with ``REFFORGE_FAULT=<point>:<n>`` in the environment, the process
+SIGKILLs itself at the n-th (1-based) occurrence of ``<point>``: ``ingest`` (a shard's ingest starts),
+``write_mid`` (a shard's temp file is written and fsynced, not yet renamed), ``after_shard`` (a shard's marker is
+written). ``enospc:<n>`` makes the n-th shard write raise ``OSError(ENOSPC)`` instead. Unset, it costs one dict
+lookup per shard.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
+import signal
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from pipeline.errors import RefforgeError
 from pipeline.schema import arrow_schema
 
 ROW_GROUP_SIZE = 256
+FAULT_ENV = "REFFORGE_FAULT"
+WORKER_ENV = "REFFORGE_WORKER"  # set by pipeline.execute in Ray workers ("ray:<node id>"); recorded per marker
+_fault_seen: dict[str, int] = {}
+
+
+class ShardWriteError(RefforgeError):
+    """A shard could not be written (disk full, permissions); nothing is left under its final name."""
+
+    def __init__(self, shard: str, path: Path, err: OSError):
+        super().__init__(f"{path}: cannot write shard {shard}: {err.strerror or err} (errno {err.errno}); no "
+                         "partial file was kept: free space or fix permissions, then rerun (finished shards are "
+                         "kept)")
+
+
+def fault_point(point: str) -> None:
+    """Test-only: act on ``REFFORGE_FAULT=<point>:<n>`` at the n-th occurrence of `point` in this process."""
+    spec = os.environ.get(FAULT_ENV)
+    if not spec or spec.partition(":")[0] != point:
+        return
+    _fault_seen[point] = _fault_seen.get(point, 0) + 1
+    if _fault_seen[point] != int(spec.partition(":")[2] or 1):
+        return
+    if point == "enospc":
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    os.kill(os.getpid(), signal.SIGKILL)
 
 
 def sha256_file(path: Path) -> str:
@@ -29,13 +63,17 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
+def _atomic_write_bytes(path: Path, data: bytes, fault: bool = False) -> None:
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
         with open(tmp, "wb") as fh:
+            if fault:
+                fault_point("enospc")
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
+        if fault:
+            fault_point("write_mid")
         os.replace(tmp, path)
     finally:
         if tmp.exists():
@@ -49,7 +87,12 @@ def write_parquet(rows: list[dict], path: Path) -> tuple[str, int, int]:
     sink = pa.BufferOutputStream()
     pq.write_table(table, sink, row_group_size=ROW_GROUP_SIZE, compression="zstd", write_statistics=False)
     data = sink.getvalue().to_pybytes()
-    _atomic_write_bytes(path, data)
+    for stale in path.parent.glob(f".{path.name}.tmp-*"):  # left by a killed run
+        stale.unlink(missing_ok=True)
+    try:
+        _atomic_write_bytes(path, data, fault=True)
+    except OSError as e:
+        raise ShardWriteError(path.stem, path, e) from e
     return hashlib.sha256(data).hexdigest(), table.num_rows, len(data)
 
 

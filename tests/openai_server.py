@@ -64,6 +64,7 @@ class OpenAIServer:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # else headers and body, written apart, wait on a delayed ACK (~40 ms)
 
             def log_message(self, *args) -> None:  # quiet
                 return

@@ -74,3 +74,49 @@ def format_quality(q: dict) -> list[str]:
         lines.append(f"| {src} | {s['masks']} | {s['skipped']} | {s.get('iou_mean', '-')} | {s.get('iou_median', '-')}"
                      f" | {s.get('reached_tau', '-')} | {s.get('tokens_mean', '-')} | {s.get('tokens_median', '-')} |")
     return lines
+
+
+def collect_values(records: Iterable[Record]) -> dict:
+    """Mergeable raw values of one shard: {"head": {...}, "sources": {src: {"iou": [], "count": [], "skips": {}}}}."""
+    out: dict = {"head": {}, "sources": {}}
+    for rec in records:
+        grid = rec.extras.get("grid")
+        if not isinstance(grid, dict):
+            continue
+        for k in ("backend", "model", "grid_size", "tau"):
+            out["head"].setdefault(k, grid.get(k))
+        src = out["sources"].setdefault(rec.source, {"iou": [], "count": [], "skips": {}})
+        for entry in grid.get("instances", {}).values():
+            src["iou"].append(round(float(entry["iou"]), 5))
+            src["count"].append(int(entry["count"]))
+        for s in rec.skips:
+            if s.reason.startswith("grid_"):
+                src["skips"][s.reason] = src["skips"].get(s.reason, 0) + 1
+    return out
+
+
+def merge_values(into: dict, other: dict) -> dict:
+    for k, v in (other.get("head") or {}).items():
+        into.setdefault("head", {}).setdefault(k, v)
+    for src, vals in (other.get("sources") or {}).items():
+        t = into.setdefault("sources", {}).setdefault(src, {"iou": [], "count": [], "skips": {}})
+        t["iou"] += vals["iou"]
+        t["count"] += vals["count"]
+        for r, n in vals["skips"].items():
+            t["skips"][r] = t["skips"].get(r, 0) + n
+    return into
+
+
+def quality_from_values(values: dict) -> dict:
+    """The same report as :func:`grid_quality`, from merged shard values (sources in sorted order)."""
+    per = values.get("sources") or {}
+    if not per:
+        return {}
+    head = values.get("head") or {}
+    tau = head.get("tau")
+    all_i = [v for s in sorted(per) for v in per[s]["iou"]]
+    all_c = [v for s in sorted(per) for v in per[s]["count"]]
+    all_s = sum((Counter(per[s]["skips"]) for s in per), Counter())
+    out = {**head, **_block(all_i, all_c, all_s, tau)}
+    out["sources"] = {s: _block(per[s]["iou"], per[s]["count"], Counter(per[s]["skips"]), tau) for s in sorted(per)}
+    return out

@@ -107,13 +107,6 @@ class RunIndex:
         return np.where(i >= 0, self.cum[ic] + inside, 0)
 
 
-def coverage_before(runs: tuple[np.ndarray, np.ndarray], x: np.ndarray) -> np.ndarray:
-    """``F(x)`` = number of foreground pixels with index < x, for every x."""
-    if len(runs[0]) == 0:
-        return np.zeros(len(x), np.int64)
-    return RunIndex(runs).before(x)
-
-
 def intersection_sizes(starts: np.ndarray, ends: np.ndarray, seg: np.ndarray, nseg: int,
                        runs: tuple[np.ndarray, np.ndarray] | RunIndex) -> np.ndarray:
     """``|P_j & X|`` for run sets P_j given as concatenated runs with segment ids ``seg`` (0..nseg-1)."""

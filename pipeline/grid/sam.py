@@ -88,7 +88,8 @@ def load_sam(checkpoint: Path, model_type: str, device: str, file: str = "source
                           "point it at a SAM .pth file (e.g. sam_vit_h_4b8939.pth)")
     try:
         state = torch.load(checkpoint, map_location="cpu", weights_only=True)
-    except (RuntimeError, pickle.UnpicklingError, EOFError, OSError, ValueError, zipfile.BadZipFile) as e:
+    except (RuntimeError, pickle.UnpicklingError, EOFError, OSError, ValueError, IndexError, KeyError, TypeError,
+            AttributeError, zipfile.BadZipFile) as e:  # what a truncated or foreign file raises in torch.load
         raise ConfigError(file, f"{_FIELD}.checkpoint", f"cannot read checkpoint {checkpoint}: {e}",
                           "re-download the file; it is corrupt or not a PyTorch checkpoint") from e
     if not isinstance(state, dict):

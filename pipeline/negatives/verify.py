@@ -46,12 +46,12 @@ class DinoVerifier:
 
     def __init__(self, settings: VerifySettings, config_file: str = "<config>"):
         self.s, self.file = settings, config_file
-        torch, build_model, clean_state_dict, SLConfig = _imports()
-        self.torch = torch
         ckpt = Path(settings.checkpoint or "")
         if not settings.checkpoint or not ckpt.is_file():
             raise ConfigError(config_file, "negatives.verify.checkpoint", f"checkpoint not found: {ckpt}",
                               "point it at groundingdino_swint_ogc.pth, or remove it to turn verification off")
+        torch, build_model, clean_state_dict, SLConfig = _imports()
+        self.torch = torch
         cfg_path = Path(settings.config) if settings.config else default_config()
         if not cfg_path.is_file():
             raise ConfigError(config_file, "negatives.verify.config", f"model config not found: {cfg_path}",
