@@ -56,15 +56,6 @@ def rank_proposals(ious: np.ndarray, props: ProposalSet, idx: np.ndarray, grid: 
     return np.lexsort((cells[:, 1], cells[:, 0], -props.stability[idx], -props.predicted_iou[idx], pref, -ious))
 
 
-def _runs_of(s: np.ndarray, e: np.ndarray, off: np.ndarray, pos: np.ndarray):
-    """Concatenated runs of the candidates at ``pos`` with their position in ``pos`` as segment id."""
-    lo, hi = off[pos], off[pos + 1]
-    per = hi - lo
-    o = np.concatenate([[0], np.cumsum(per)])
-    flat = np.arange(o[-1]) - np.repeat(o[:-1] - lo, per)
-    return s[flat], e[flat], np.repeat(np.arange(len(pos)), per)
-
-
 def greedy_select(target: RLE, props: ProposalSet, tau: float, grid: int,
                   prefer: np.ndarray | None = None) -> GreedyResult:
     """Select grid cells whose proposals' union covers ``target`` up to IoU ``tau``.
@@ -91,8 +82,9 @@ def greedy_select(target: RLE, props: ProposalSet, tau: float, grid: int,
     b = props.boxes
     near = np.flatnonzero(props.nonempty & (b[:, 0] < x1) & (b[:, 2] > x0) & (b[:, 1] < y1) & (b[:, 3] > y0))
     if len(near):
-        s, e, seg, _ = props.gather(near)
-        pt = intersection_sizes(s, e, seg, len(near), RunIndex(t_runs))
+        uniq, inv = np.unique(props.mask_id[near], return_inverse=True)
+        us, ue, useg = props.runs_of(uniq)
+        pt = intersection_sizes(us, ue, useg, len(uniq), RunIndex(t_runs))[inv.reshape(-1)]
         keep = pt > 0
         near, pt = near[keep], pt[keep]
     if not len(near):
@@ -101,7 +93,7 @@ def greedy_select(target: RLE, props: ProposalSet, tau: float, grid: int,
     ious = pt / (area + t_area - pt)
     pos = rank_proposals(ious, props, near, grid, prefer)
     near, pt, area = near[pos], pt[pos], area[pos]
-    s, e, _, off = props.gather(near)
+    mids = props.mask_id[near]
 
     empty = (np.zeros(0, np.int64), np.zeros(0, np.int64))
     u_runs, ut_runs = empty, empty
@@ -119,7 +111,7 @@ def greedy_select(target: RLE, props: ProposalSet, tau: float, grid: int,
         if inter == 0:  # empty union: the first candidate always raises the IoU
             a, bb = pt[chunk[:1]], area[chunk[:1]] - pt[chunk[:1]]
         else:
-            cs, ce, cseg = _runs_of(s, e, off, chunk)
+            cs, ce, cseg = props.runs_of(mids[chunk])
             pu = intersection_sizes(cs, ce, cseg, len(chunk), u_idx)
             put = intersection_sizes(cs, ce, cseg, len(chunk), ut_idx)
             a = pt[chunk] - put
@@ -131,7 +123,7 @@ def greedy_select(target: RLE, props: ProposalSet, tau: float, grid: int,
             continue
         h = int(hits[0])
         q = int(chunk[h])
-        p_runs = (s[off[q]:off[q + 1]], e[off[q]:off[q + 1]])
+        p_runs = props.mask_runs(int(mids[q]))
         u_runs = combine(u_runs, p_runs, 1)
         ut_runs = combine(ut_runs, combine(p_runs, t_runs, 2), 1)
         u_idx, ut_idx = RunIndex(u_runs), RunIndex(ut_runs)

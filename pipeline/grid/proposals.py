@@ -10,7 +10,7 @@ on, for the disk cache in :mod:`pipeline.grid.cache`):
 - :class:`pipeline.grid.sam.SamProposals` (``backend: sam``): SAM's automatic mask generator prompted at exactly
   the grid points.
 
-:class:`ProposalSet` packs one image's proposals once (pycocotools objects, cells, boxes) so the greedy selection
+:class:`ProposalSet` packs one image's proposals once (distinct masks as runs, cells, boxes) so the greedy selection
 of every target mask in the image reuses it.
 """
 
@@ -71,29 +71,39 @@ class ProposalSet:
                             f"{len(bad)} of {len(proposals)} proposals are {list(bad[0].rle.size)}, image is "
                             f"{list(self.size)} (h, w)")
         self.proposals = list(proposals)
-        self.coco = [to_coco(p.rle) for p in self.proposals]
         n = len(self.proposals)
+        # one entry per distinct mask (the annotations backend repeats a mask at every cell inside it)
+        index: dict[str, int] = {}
+        self.mask_id = np.array([index.setdefault(p.rle.counts, len(index)) for p in self.proposals],
+                                dtype=np.int64).reshape(n)
+        strings = list(index)
         self.cells = np.array([(p.row, p.col) for p in self.proposals], dtype=np.int64).reshape(n, 2)
         self.predicted_iou = np.array([p.predicted_iou for p in self.proposals], dtype=float)
         self.stability = np.array([p.stability_score for p in self.proposals], dtype=float)
-        if n:
-            xywh = np.asarray(mask_utils.toBbox(self.coco), dtype=float).reshape(n, 4)
+        if strings:
+            coco = [{"size": list(self.size), "counts": c.encode("ascii")} for c in strings]
+            xywh = np.asarray(mask_utils.toBbox(coco), dtype=float).reshape(len(strings), 4)[self.mask_id]
         else:
             xywh = np.zeros((0, 4))
         self.boxes = np.concatenate([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], axis=1)
         self.nonempty = (xywh[:, 2] > 0) & (xywh[:, 3] > 0)
-        # foreground runs of every proposal, read from the RLE strings (no pixel decode)
-        self.starts, self.ends, self.run_offsets = runs_from_counts(*counts_from_strings([c["counts"] for c in self.coco]))
-        owner = np.repeat(np.arange(n), np.diff(self.run_offsets))
-        self.areas = np.bincount(owner, weights=self.ends - self.starts, minlength=n).astype(np.int64)
+        # foreground runs of every distinct mask, read from the RLE strings (no pixel decode)
+        self.starts, self.ends, self.run_offsets = runs_from_counts(*counts_from_strings(strings))
+        owner = np.repeat(np.arange(len(strings)), np.diff(self.run_offsets))
+        mask_area = np.bincount(owner, weights=self.ends - self.starts, minlength=len(strings)).astype(np.int64)
+        self.areas = mask_area[self.mask_id]
 
-    def gather(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Runs of proposals ``idx`` concatenated: (starts, ends, position in idx, run offsets per position)."""
-        lo, hi = self.run_offsets[idx], self.run_offsets[idx + 1]
+    def runs_of(self, mask_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Runs of the masks ``mask_ids`` concatenated: (starts, ends, position in mask_ids)."""
+        lo, hi = self.run_offsets[mask_ids], self.run_offsets[mask_ids + 1]
         per = hi - lo
         off = np.concatenate([[0], np.cumsum(per)])
         flat = np.arange(off[-1]) - np.repeat(off[:-1] - lo, per)
-        return self.starts[flat], self.ends[flat], np.repeat(np.arange(len(idx)), per), off
+        return self.starts[flat], self.ends[flat], np.repeat(np.arange(len(mask_ids)), per)
+
+    def mask_runs(self, mask_id: int) -> tuple[np.ndarray, np.ndarray]:
+        lo, hi = self.run_offsets[mask_id], self.run_offsets[mask_id + 1]
+        return self.starts[lo:hi], self.ends[lo:hi]
 
     def __len__(self) -> int:
         return len(self.proposals)

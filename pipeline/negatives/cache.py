@@ -44,6 +44,7 @@ class ResponseCache:
         self._local = threading.local()
         self._opened: list[tuple[int, sqlite3.Connection]] = []
         self._lock = threading.Lock()
+        self._write_lock = threading.Lock()
 
     def __getstate__(self) -> dict:
         return {"path": self.path, "busy_timeout_s": self.busy_timeout_s}
@@ -82,10 +83,11 @@ class ResponseCache:
         return None if row is None else row[0]
 
     def put(self, key: str, model: str, prompt_hash: str, request: list[dict], response: str) -> None:
-        self._conn().execute(
-            "INSERT OR IGNORE INTO responses (key, model, prompt_hash, request, response, created) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
-            (key, model, prompt_hash, json.dumps(request, ensure_ascii=False), response, time.time()))
+        row = (key, model, prompt_hash, json.dumps(request, ensure_ascii=False), response, time.time())
+        conn = self._conn()
+        with self._write_lock:  # threads of one process queue here, not in SQLite's sleeping busy handler
+            conn.execute("INSERT OR IGNORE INTO responses (key, model, prompt_hash, request, response, created) "
+                         "VALUES (?, ?, ?, ?, ?, ?)", row)
 
     def __len__(self) -> int:
         return self._conn().execute("SELECT COUNT(*) FROM responses").fetchone()[0]
@@ -94,9 +96,11 @@ class ResponseCache:
     def acquire(self, run_id: str, max_calls: int) -> bool:
         """Take one call from the run's budget; False once ``max_calls`` calls were taken (by anyone)."""
         conn = self._conn()
-        conn.execute("INSERT OR IGNORE INTO budget (run_id, used) VALUES (?, 0)", (run_id,))
-        cur = conn.execute("UPDATE budget SET used = used + 1 WHERE run_id = ? AND used < ?", (run_id, max_calls))
-        return cur.rowcount == 1
+        with self._write_lock:
+            conn.execute("INSERT OR IGNORE INTO budget (run_id, used) VALUES (?, 0)", (run_id,))
+            cur = conn.execute("UPDATE budget SET used = used + 1 WHERE run_id = ? AND used < ?",
+                               (run_id, max_calls))
+            return cur.rowcount == 1
 
     def used(self, run_id: str) -> int:
         row = self._conn().execute("SELECT used FROM budget WHERE run_id = ?", (run_id,)).fetchone()

@@ -99,6 +99,21 @@ class Vocabulary:
                     break
         return out
 
+    def concepts_in(self, words: list[str]) -> list[tuple[str, frozenset[str]]]:
+        """(surface, concepts) of the longest-first term matches in a word list (no offsets: the fast path)."""
+        first, terms, max_len = self.first_words, self.terms, self.max_len
+        out, n_words, covered = [], len(words), 0
+        for i in [i for i, w in enumerate(words) if w in first]:
+            if i < covered:
+                continue
+            for n in range(min(max_len, n_words - i), 0, -1):
+                hit = terms.get(tuple(words[i:i + n]))
+                if hit is not None:
+                    out.append((" ".join(words[i:i + n]), hit[0]))
+                    covered = i + n
+                    break
+        return out
+
     def ancestors(self, concept: str) -> set[str]:
         seen, stack = set(), list(self.parents.get(concept, ()))
         while stack:
@@ -123,6 +138,11 @@ class Vocabulary:
         return frozenset({concept} | self.ancestors(concept) | self.descendants(concept))
 
     @lru_cache(maxsize=4096)
+    def terms_of(self, concepts: frozenset[str], raw: frozenset[tuple[str, ...]]) -> tuple[str, ...]:
+        """Singular surface terms of ``concepts`` plus the ``raw`` names, sorted (memoised per set)."""
+        return _terms_of(self, concepts, raw)
+
+    @lru_cache(maxsize=4096)
     def name_concepts(self, name: str) -> tuple[frozenset[str], str]:
         """Concepts of an annotated category name from any source, and the normalised name when none is known."""
         norm = name.lower().strip()
@@ -133,6 +153,11 @@ class Vocabulary:
         if hits:
             return frozenset().union(*(h.concepts for h in hits)), ""
         return frozenset(), norm
+
+
+def _terms_of(vocab: Vocabulary, concepts: frozenset[str], raw: frozenset[tuple[str, ...]]) -> tuple[str, ...]:
+    out = {" ".join(k) for k, (cs, plural) in vocab.terms.items() if not plural and cs & concepts}
+    return tuple(sorted(out | {" ".join(r) for r in raw}))
 
 
 @lru_cache(maxsize=1)
@@ -163,13 +188,13 @@ class Guard:
     def allowed_concept(self, concept: str) -> bool:
         return concept not in self.forbidden
 
-    def violation(self, phrase: str, mentions: list[Mention] | None = None) -> str | None:
+    def violation(self, phrase: str) -> str | None:
         """The offending term when ``phrase`` names an annotated thing (or a synonym / hypernym / hyponym)."""
-        for m in mentions if mentions is not None else self.vocab.match(phrase):
-            if m.concepts & self.forbidden:
-                return m.surface
+        words = _WORD.findall(phrase.lower())
+        for surface, concepts in self.vocab.concepts_in(words):
+            if concepts & self.forbidden:
+                return surface
         if self.raw:
-            words = [t[0] for t in tokenize(phrase)]
             for n in range(1, self.raw_len + 1):
                 for i in range(len(words) - n + 1):
                     if tuple(words[i:i + n]) in self.raw:
@@ -178,6 +203,4 @@ class Guard:
 
     def forbidden_terms(self) -> list[str]:
         """Surface terms of every forbidden concept (for the LLM prompt), sorted."""
-        out = {" ".join(k) for k, (cs, plural) in self.vocab.terms.items() if not plural and cs & self.forbidden}
-        out |= {" ".join(r) for r in self.raw}
-        return sorted(out)
+        return list(self.vocab.terms_of(self.forbidden, frozenset(self.raw)))

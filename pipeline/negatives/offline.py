@@ -95,7 +95,8 @@ class _Ranker:
         if out is None:
             score = self.miner.base_score(concepts) + self.penalty
             names = self.miner.names
-            out = [names[i] for i in np.argsort(-score, kind="stable")[: self.n_allowed].tolist()]
+            k = min(self.n_allowed, max(_ORDER_LEN, self.miner.categories_per_image))
+            out = [names[i] for i in np.argsort(-score, kind="stable")[:k].tolist()]
             self._orders[concepts] = out
         return out
 
@@ -131,6 +132,7 @@ class _Ranker:
 
 
 _PICK = (0.5, 0.3, 0.2)  # probabilities of taking the 1st / 2nd / 3rd most confusable replacement
+_ORDER_LEN = 24  # ranked candidates kept per concept (a phrase never uses more than a handful)
 
 
 class OfflineMiner:

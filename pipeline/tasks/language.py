@@ -56,3 +56,28 @@ def join(items: list) -> list:
             out.append(" and " if i == len(items) - 1 else ", ")
         out.append(item)
     return out
+
+
+_UNSAFE = str.maketrans({c: " " for c in "<>()[]{}"})
+
+
+def sanitize(text: str) -> str:
+    """Text safe inside TRP and the text-coordinate format: no ``< > ( ) [ ] { }``, single spaces, stripped."""
+    return " ".join(text.translate(_UNSAFE).split())
+
+
+def capitalize(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+def definite(noun: str) -> str:
+    """'the dog' for a category name."""
+    return "the " + clean_category(noun)
+
+
+def mention(category: str, isthing: bool = True, known: bool = False) -> str:
+    """How an answer names one object: 'a dog' / 'the dog'; stuff without an article: 'grass' / 'the grass'."""
+    noun = sanitize(clean_category(category))
+    if known:
+        return "the " + noun
+    return article(noun) if isthing else noun
