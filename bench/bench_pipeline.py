@@ -77,7 +77,7 @@ def run_size(n: int, tmp: Path) -> dict:
     root = tmp / f"n{n}"
     counts = make_input(root, n)
     with Timer() as t_ing:
-        rep = build(load_config(config(root, "local", "ingest")), stage="ingest")
+        build(load_config(config(root, "local", "ingest")), stage="ingest")
     with PeakRSS() as mem, Timer() as t_ray:
         ray_rep = build(load_config(config(root, "ray", "viaray")))
     from pipeline.execute import shutdown

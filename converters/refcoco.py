@@ -11,7 +11,6 @@ those units' images, ``inputs["text"]`` = sentences of the selected refs (a malf
 
 from __future__ import annotations
 
-import math
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -19,11 +18,9 @@ from typing import ClassVar, Literal
 
 from pydantic import field_validator
 
-from pipeline import rle as rle_utils
 from pipeline.errors import InputFileError
 from pipeline.images import ImageError, load_image_ref
 from pipeline.records import Instance, Record, Skip, Text, record_id
-from pipeline.rle import MaskError
 
 from ._pickle import load_data_pickle
 from .base import Converter, ConverterOptions, Plan, Unit, read_json

@@ -19,6 +19,7 @@ from pipeline import __version__
 from pipeline.config import Config
 from pipeline.formats import flat_targets, render_answer, roundtrip_problem
 from pipeline.formats.getok import GetokError
+from pipeline.formats.trp import task_command, vd_cot
 from pipeline.formats.segments import Ground
 from pipeline.records import Record
 from pipeline.schema import normalise_region, normalise_target
@@ -134,22 +135,26 @@ class Composer:
         seen_tasks = list(dict.fromkeys(t.task for t in turns))
         system = "\n".join(self.bank.system(t).render() for t in seen_tasks)
         messages = [{"role": "system", "content": system}]
-        regions, targets, turn_meta, ann_ids = [], [], [], []
+        regions, targets, turn_meta, ann_ids, answers = [], [], [], [], []
         for k, spec in enumerate(turns):
             image_ref = "<image>" if len(messages) == 1 else LATER_IMAGE_REFS[int(rng.integers(len(LATER_IMAGE_REFS)))]
             tpl, user_text, turn_regions = self._render_user(spec, len(messages), image_ref, rng)
             messages.append({"role": "user", "content": user_text})
             regions += turn_regions
             try:
-                answer = render_answer(self.cfg.run.format, spec.answer, w, h, self.grid_size, self.cfg.run.vd_cot)
+                answer = render_answer(self.cfg.run.format, spec.answer, w, h, self.grid_size)
             except GetokError as e:
                 stats[f"turn.dropped.{e}"] += 1
                 messages.pop()
                 regions = regions[: len(regions) - len(turn_regions)]
                 continue
             wrap = self.bank.choose("answer", spec.task, rng)
-            messages.append({"role": "assistant", "content": wrap.render(answer=answer)})
+            content = wrap.render(answer=answer)
+            if self.cfg.run.vd_cot and self.cfg.run.format == "trp":  # the block opens the answer
+                content = vd_cot(spec.answer) + content
+            messages.append({"role": "assistant", "content": content})
             targets += flat_targets(spec.answer, len(messages) - 1)
+            answers.append(spec.answer)
             turn_meta.append({"task": spec.task, "template_id": tpl.id, "answer_template_id": wrap.id})
             ann_ids += spec.annotation_ids
             if self.refine_on and (refine := self._refine_turn(spec, ctx)) is not None:
@@ -158,9 +163,12 @@ class Composer:
                 wrap = self.bank.choose("answer", "refine", rng)
                 messages.append({"role": "assistant", "content": wrap.render(answer=refine.answer[0])})
                 turn_meta.append({"task": "refine", "template_id": tpl.id, "answer_template_id": wrap.id})
+                answers.append(refine.answer)
         if len(messages) == 1:
             stats["dialogue.skipped.no_renderable_turn"] += 1
             return None
+        if self.cfg.run.vd_cot and self.cfg.run.format == "trp":  # REF-VLM reads one Task Command per turn
+            messages[0]["content"] = "".join(task_command(t["task"], a) for t, a in zip(turn_meta, answers))
         targets = [normalise_target(t) for t in targets]
         problem = roundtrip_problem(self.cfg.run.format, messages, targets, w, h, self.grid_size)
         if problem:

@@ -1,13 +1,11 @@
 """COCO instances + captions: real sample reconciliation and every bad-input case of the walking skeleton."""
 
-from collections import Counter
 from pathlib import Path
 
 import pytest
 
 from converters.coco import CocoConverter, CocoOptions
 from pipeline.errors import InputFileError
-from pipeline.records import Record, Skip
 from pipeline.report import account_ingest, merge_acc, new_source_acc, reconcile
 from tests.helpers import tiny_coco, write_image
 

@@ -26,13 +26,18 @@ def test_off_without_a_checkpoint(coco_real_records, tmp_path):
         assert "negatives.detector_found" not in r.extras["stats"]
 
 
-def test_missing_or_corrupt_checkpoint_is_a_config_error(tmp_path):
-    pytest.importorskip("groundingdino")
+def test_missing_checkpoint_is_a_config_error_before_any_import(tmp_path):
     missing = tmp_path / "nope.pth"
     with pytest.raises(ConfigError) as e:
         NegativeStage(NegativesConfig(verify={"checkpoint": str(missing)}), tmp_path, TEMPLATES,
                       config_file="sources.yaml")
     assert e.value.field == "negatives.verify.checkpoint" and str(missing) in str(e.value)
+    assert "sources.yaml" in str(e.value)
+
+
+@pytest.mark.slow
+def test_corrupt_checkpoint_is_a_config_error(tmp_path):
+    pytest.importorskip("groundingdino")
     corrupt = tmp_path / "corrupt.pth"
     corrupt.write_bytes(b"PK\x03\x04 definitely not a torch checkpoint" * 10)
     with pytest.raises(ConfigError) as e:
@@ -77,7 +82,7 @@ def test_real_grounding_dino_wiring_with_random_weights(random_dino, coco_real_r
 
     torch.set_num_threads(2)
     settings = VerifySettings(checkpoint=str(random_dino["checkpoint"]), text_encoder=str(random_dino["bert"]),
-                              image_size=320, max_size=480, box_threshold=0.5)
+                              image_size=256, max_size=352, box_threshold=0.5)
     verifier = DinoVerifier(settings)
     probe, value = random_dino["probe"]
     assert verifier.loaded_keys == len(verifier.model.state_dict())  # every weight came from the checkpoint

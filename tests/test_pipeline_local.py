@@ -113,3 +113,14 @@ def test_bad_config_fails_at_start_naming_file_and_field(tmp_path, demo_input):
 def test_overrides_keep_validation():
     cfg = load_config(ROOT / "configs/demo.yaml")
     assert with_overrides(cfg, executor="local").run.executor == "local"
+
+
+def test_vd_cot_rows_carry_refvlm_task_commands_and_cot_blocks(tmp_path, demo_input):
+    cfg, report = _build(tmp_path, demo_input, vd_cot=True)
+    assert report["rows"] == 24 and verify(cfg.output_path()) == []
+    row = pq.read_table(cfg.output_path() / "data/train-00000-of-00003.parquet").to_pylist()[0]
+    system = row["messages"][0]["content"]
+    assert system.count("Task Command:\n- task name: ") == len(row["turns"])
+    for m in row["messages"][2::2]:
+        assert m["content"].startswith("<Task>\nUnit decode (")
+        assert ("<REF>" in m["content"]) == m["content"].startswith("<Task>\nUnit decode (True)")

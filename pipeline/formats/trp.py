@@ -88,8 +88,18 @@ def vd_cot(segs: list[Seg]) -> str:
 
     lines = [f"- Name: {plain(g.phrase)} Unit: {g.unit} Num: {len(g.targets)}" for g in grounds(segs) if g.unit]
     if not lines:
-        return ""
+        return "<Task>\nUnit decode (False).\n</Task>\n"
     return "<Task>\nUnit decode (True). Class name, target unit and number:\n" + "\n".join(lines) + "\n</Task>\n"
+
+
+def task_command(task: str, segs: list[Seg]) -> str:
+    """REF-VLM's per-turn system entry ("Task Command") that its training code reads beside VD-CoT answers."""
+    from .segments import grounds
+
+    units = list(dict.fromkeys(g.unit for g in grounds(segs) if g.unit))
+    element = "phrase, unit" if units else "sentence"
+    unit = ", ".join(f"<Unit>{u}</Unit>" for u in units) if units else "None"
+    return f"Task Command:\n- task name: {task}\n- answer element: {element}\n- unit: {unit}\n"
 
 
 def is_nested(segs: list[Seg]) -> bool:

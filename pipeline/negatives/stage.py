@@ -85,13 +85,16 @@ class NegativeStage:
         if not self.cfg.enabled:
             return records
         use_llm = self.cfg.miner == "llm"
-        results: list[tuple[list[dict], Counter, list[Skip]]] = [self.offline(r, phrases=not use_llm)
-                                                               for r in records]
-        if use_llm:
+        if not use_llm:
+            results = [self.offline(r) for r in records]
+        else:
             llm = self._make_llm()
             with ThreadPoolExecutor(max_workers=self.llm_settings.concurrency,
                                     thread_name_prefix="negatives-llm") as pool:
-                for res, extra in zip(results, pool.map(self._llm_record, records)):
+                futures = [pool.submit(self._llm_record, r) for r in records]  # requests start now...
+                results = [self.offline(r, phrases=False) for r in records]  # ...while categories are mined
+                for res, fut in zip(results, futures):
+                    extra = fut.result()
                     res[0].extend(extra[0])
                     res[1].update(extra[1])
                     res[2].extend(extra[2])

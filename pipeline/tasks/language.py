@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 _IRREGULAR = {
     "person": "people", "man": "men", "woman": "women", "child": "children", "mouse": "mice", "knife": "knives",
     "sheep": "sheep", "skis": "skis", "scissors": "scissors", "glasses": "glasses", "shelf": "shelves",
@@ -13,6 +15,7 @@ _NUMBERS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eigh
             "twelve"]
 
 
+@lru_cache(maxsize=4096)
 def clean_category(name: str) -> str:
     """'tree-merged' -> 'tree', 'wall-other-merged' -> 'wall': panoptic names read as plain words."""
     for suffix in ("-merged", "-other", "-stuff"):
@@ -61,6 +64,7 @@ def join(items: list) -> list:
 _UNSAFE = str.maketrans({c: " " for c in "<>()[]{}"})
 
 
+@lru_cache(maxsize=8192)
 def sanitize(text: str) -> str:
     """Text safe inside TRP and the text-coordinate format: no ``< > ( ) [ ] { }``, single spaces, stripped."""
     return " ".join(text.translate(_UNSAFE).split())

@@ -14,22 +14,24 @@ to the box edge when there is no mask) is known for every sample.
 - point: a sample drawn with probability proportional to ``distance ** 2`` (deeper is likelier), then jittered
   uniformly inside its grid cell and snapped back to the sample when the jitter leaves the mask.
 - scribble: a random walk of 3-7 vertices that starts at a point drawn like the above and at each step turns by
-  at most 60 degrees, stepping ~1/6 of the box's longer side, choosing among the candidate steps that land on
-  samples at least half as deep as the deepest one (weight ``distance ** 2``); it stops early when none does.
+  at most 60 degrees, stepping ~1/6 of the box's longer side (or half that), choosing among the candidate steps
+  that land on samples at least 0.35 times as deep as the deepest one (weight ``distance ** 2``); it stops early when none does.
 - box: the instance box, each edge moved by N(0, 0.03 * side) (clipped to the image, never inverted).
 - mask: the instance RLE.
 """
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
-from pipeline.grid.runs import counts_from_strings
 from pipeline.records import Instance
 
 MAX_SIDE = 48  # samples along the longer box side
 KINDS = ("point", "scribble", "box", "mask")
 BOX_JITTER = 0.03  # sd of each box edge's move, as a fraction of the box side
+_TURNS = tuple(math.radians(t) for t in (-60.0, -30.0, 0.0, 30.0, 60.0))
 
 
 def _cv2():
@@ -42,9 +44,10 @@ def _cv2():
     return cv2
 
 
-def interior(inst: Instance, img_w: int, img_h: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(distance grid [ny, nx] float32, xs [nx], ys [ny]): pixel-centre sample coordinates over the instance box and
-    each sample's L2 distance (in samples) to the nearest background sample (mask absent: to the box edge)."""
+def interior(inst: Instance, img_w: int, img_h: int):
+    """(distance grid [ny, nx] float32, xs [nx], ys [ny], run ends or None): pixel-centre sample coordinates over the
+    instance box, each sample's L2 distance (in samples) to the nearest background sample (mask absent: to the box
+    edge), and the mask's cumulative run ends (:func:`run_ends`) for further lookups."""
     x1, y1, x2, y2 = inst.box
     x1, y1 = max(0.0, x1), max(0.0, y1)
     x2, y2 = min(float(img_w), max(x2, x1 + 1)), min(float(img_h), max(y2, y1 + 1))
@@ -53,30 +56,47 @@ def interior(inst: Instance, img_w: int, img_h: int) -> tuple[np.ndarray, np.nda
     nx, ny = max(1, int(np.ceil((x2 - x1) / step))), max(1, int(np.ceil((y2 - y1) / step)))
     xs = np.minimum(np.floor(x1 + (np.arange(nx) + 0.5) * step), img_w - 1).astype(np.int64)
     ys = np.minimum(np.floor(y1 + (np.arange(ny) + 0.5) * step), img_h - 1).astype(np.int64)
-    if inst.mask is not None:
-        inside = _lookup(inst.mask.counts, int(inst.mask.size[0]), xs, ys)
+    ends = run_ends(inst.mask.counts) if inst.mask is not None else None
+    if ends is not None:
+        inside = _lookup(ends, int(inst.mask.size[0]), xs, ys)
     else:
         inside = np.ones((ny, nx), dtype=bool)
     padded = np.zeros((ny + 2, nx + 2), dtype=np.uint8)
     padded[1:-1, 1:-1] = inside
     dist = _cv2().distanceTransform(padded, _cv2().DIST_L2, 3)[1:-1, 1:-1]
-    return dist, xs.astype(np.float64) + 0.5, ys.astype(np.float64) + 0.5
+    return dist, xs.astype(np.float64) + 0.5, ys.astype(np.float64) + 0.5, ends
 
 
-def _lookup(counts: str, h: int, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
-    """Foreground flags of the pixels (ys x xs) from a compressed column-major RLE, without decoding it."""
-    c, _ = counts_from_strings([counts])
-    ends = np.cumsum(c)
+def run_ends(counts: str) -> np.ndarray:
+    """Cumulative run ends of a compressed COCO RLE string (pycocotools' ``rleFrString``: 5-bit groups,
+    continuation bit 0x20, sign bit 0x10, counts from the third on stored as a delta to the one two before)."""
+    raw = np.frombuffer(counts.encode("ascii"), dtype=np.uint8).astype(np.int64) - 48
+    last = np.flatnonzero((raw & 0x20) == 0)
+    if len(last) == len(raw):  # every value fits one character
+        vals = (raw & 0x1F) - np.where(raw & 0x10, 32, 0)
+    else:
+        first = np.concatenate([[0], last[:-1] + 1])
+        k = np.arange(len(raw)) - np.repeat(first, last - first + 1)
+        vals = np.add.reduceat((raw & 0x1F) << (5 * k), first)
+        vals = vals - np.where(raw[last] & 0x10, np.left_shift(1, 5 * (k[last] + 1)), 0)
+    c = vals.copy()
+    c[1::2] = np.cumsum(vals[1::2])
+    c[2::2] = np.cumsum(vals[2::2])
+    return np.cumsum(c)
+
+
+def _lookup(ends: np.ndarray, h: int, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
+    """Foreground flags of the pixels (ys x xs) of a column-major RLE given its :func:`run_ends`, no decode."""
     idx = (xs[None, :] * h + ys[:, None]).ravel()
     run = np.searchsorted(ends, idx, side="right")
     return (run % 2 == 1).reshape(len(ys), len(xs))
 
 
 def _pick(weights: np.ndarray, rng: np.random.Generator) -> int:
-    total = float(weights.sum())
-    if total <= 0:
+    cum = np.cumsum(weights)
+    if cum[-1] <= 0:
         return int(rng.integers(len(weights)))
-    return int(rng.choice(len(weights), p=weights / total))
+    return min(int(np.searchsorted(cum, rng.random() * cum[-1], side="right")), len(weights) - 1)
 
 
 def _deep_sample(dist: np.ndarray, rng: np.random.Generator) -> tuple[int, int]:
@@ -88,46 +108,48 @@ def _deep_sample(dist: np.ndarray, rng: np.random.Generator) -> tuple[int, int]:
 
 
 def point_prompt(inst: Instance, rng: np.random.Generator, img_w: int, img_h: int) -> list[float]:
-    dist, xs, ys = interior(inst, img_w, img_h)
+    dist, xs, ys, ends = interior(inst, img_w, img_h)
     r, c = _deep_sample(dist, rng)
     step = (xs[1] - xs[0]) if len(xs) > 1 else 1.0
-    x, y = xs[c] + rng.uniform(-0.5, 0.5) * step * 0.9, ys[r] + rng.uniform(-0.5, 0.5) * step * 0.9
-    if inst.mask is not None and not _lookup(inst.mask.counts, int(inst.mask.size[0]),
-                                             np.array([min(int(x), img_w - 1)]),
-                                             np.array([min(int(y), img_h - 1)]))[0, 0]:
-        x, y = xs[c], ys[r]
+    jx, jy = rng.uniform(-0.45, 0.45, 2) * step
+    x, y = float(xs[c] + jx), float(ys[r] + jy)
+    if ends is not None:
+        idx = min(max(int(x), 0), img_w - 1) * int(inst.mask.size[0]) + min(max(int(y), 0), img_h - 1)
+        if int(np.searchsorted(ends, idx, side="right")) % 2 == 0:  # the jitter left the mask
+            x, y = float(xs[c]), float(ys[r])
     return [round(float(x), 2), round(float(y), 2)]
 
 
 def scribble_prompt(inst: Instance, rng: np.random.Generator, img_w: int, img_h: int) -> list[float]:
-    dist, xs, ys = interior(inst, img_w, img_h)
+    dist, xs, ys, _ = interior(inst, img_w, img_h)
     ny, nx = dist.shape
     r, c = _deep_sample(dist, rng)
-    floor = 0.5 * float(dist.max())
+    floor = max(0.35 * float(dist.max()), 1.0)
     length = max(1.0, max(nx, ny) / 6.0)
     n_vertices = int(rng.integers(3, 8))
-    angle = float(rng.uniform(0, 2 * np.pi))
+    angle = float(rng.uniform(0, 2 * math.pi))
     path = [(r, c)]
-    turns = np.deg2rad(np.array([-60.0, -30.0, 0.0, 30.0, 60.0]))
     misses = 0
-    while len(path) < n_vertices and misses < 4:
-        cand = angle + turns
-        rr = np.rint(path[-1][0] + length * np.sin(cand)).astype(int)
-        cc = np.rint(path[-1][1] + length * np.cos(cand)).astype(int)
-        ok = (rr >= 0) & (rr < ny) & (cc >= 0) & (cc < nx)
-        ok[ok] &= dist[rr[ok], cc[ok]] >= max(floor, 1.0)
-        ok &= (rr != path[-1][0]) | (cc != path[-1][1])
-        if not ok.any():
+    while len(path) < n_vertices and misses < 4:  # scalar Python: ten candidates a step beat small-array numpy
+        pr, pc = path[-1]
+        cands, weights = [], []
+        for step in (length, max(1.0, length / 2)):  # a full step, or half when blocked
+            for turn in _TURNS:
+                a = angle + turn
+                rr, cc = int(round(pr + step * math.sin(a))), int(round(pc + step * math.cos(a)))
+                if 0 <= rr < ny and 0 <= cc < nx and (rr, cc) != (pr, pc):
+                    d = float(dist[rr, cc])
+                    if d >= floor:
+                        cands.append((rr, cc, a))
+                        weights.append(d * d)
+        if not cands:
             if len(path) >= 2:
                 break
             misses += 1
-            angle += np.pi / 2  # a dead end at the start: try the next heading
+            angle += math.pi / 2  # a dead end at the start: try the next heading
             continue
-        w = np.zeros(len(cand))
-        w[ok] = dist[rr[ok], cc[ok]].astype(np.float64) ** 2
-        j = _pick(w, rng)
-        path.append((int(rr[j]), int(cc[j])))
-        angle = float(cand[j])
+        rr, cc, angle = cands[_pick(np.array(weights), rng)]
+        path.append((rr, cc))
     if len(path) < 2:  # a sliver: the nearest other foreground sample, else the start twice
         fr, fc = np.nonzero(dist > 0)
         d2 = (fr - r) ** 2 + (fc - c) ** 2

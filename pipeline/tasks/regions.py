@@ -38,6 +38,27 @@ def expressions(record: Record) -> list[tuple[str, Instance, str]]:
     return [(article(sanitize(i.category)), i, "") for i in ok.values() if sanitize(clean_category(i.category))]
 
 
+def phrase_grounded_only(record: Record) -> bool:
+    """True when the instances exist only as boxes of grounded phrases (Flickr30k Entities): their `category`
+    is a phrase type ("people", "other"), not a class name, and objects no phrase mentions are not annotated."""
+    return any(t.kind == "grounded_caption" for t in record.texts) and all(
+        i.category_id is None for i in record.instances)
+
+
+def phrase_names(record: Record) -> dict[str, str]:
+    """Instance id -> the first single-box phrase that refers to it (sentence-initial capital lowered)."""
+    out: dict[str, str] = {}
+    for t in record.texts:
+        if t.kind != "grounded_caption":
+            continue
+        for s in t.spans:
+            if len(s.instance_ids) == 1 and s.instance_ids[0] not in out and s.phrase_type != "notvisual":
+                words = sanitize(t.text[s.start:s.end])
+                if words:
+                    out[s.instance_ids[0]] = words[:1].lower() + words[1:] if s.start == 0 else words
+    return out
+
+
 def reg(record: Record, rng: np.random.Generator, ctx: TaskContext) -> TurnSpec | NotApplicable:
     cands = expressions(record)
     if not cands:
@@ -50,14 +71,22 @@ def reg(record: Record, rng: np.random.Generator, ctx: TaskContext) -> TurnSpec 
 
 
 def _interactive(task: str, unit: str, record: Record, rng: np.random.Generator, ctx: TaskContext):
-    insts = [i for i in record.targetable() if (unit != "mask" or i.mask is not None)
-             and sanitize(clean_category(i.category))]
+    insts = [i for i in record.targetable() if unit != "mask" or i.mask is not None]
     if not insts:
         return NotApplicable("no_masks" if unit == "mask" else "no_instances")
+    if phrase_grounded_only(record):
+        names = phrase_names(record)
+        reason = "no_single_box_phrases"
+    else:
+        names = {i.id: sanitize(clean_category(i.category)) for i in insts}
+        reason = "no_category_names"
+    insts = [i for i in insts if names.get(i.id)]
+    if not insts:
+        return NotApplicable(reason)
     inst = insts[int(rng.integers(len(insts)))]
     kinds = tuple(k for k in KINDS if k != unit)  # never prompt with the very answer (box -> box, mask -> mask)
     region = random_prompt(inst, rng, record.image.width, record.image.height, kinds)
-    answer = [Ground([sanitize(clean_category(inst.category))], unit, [target_for(inst, unit, ctx)])]
+    answer = [Ground([names[inst.id]], unit, [target_for(inst, unit, ctx)])]
     return TurnSpec(task, answer, regions={"region": region}, annotation_ids=[inst.id],
                     details={"prompt": region["kind"]})
 
@@ -94,6 +123,8 @@ def _inside_fraction(boxes: np.ndarray, area: tuple[float, float, float, float])
 
 
 def region_query(record: Record, rng: np.random.Generator, ctx: TaskContext) -> TurnSpec | NotApplicable:
+    if phrase_grounded_only(record):
+        return NotApplicable("objects_not_exhaustive")
     things = [i for i in record.targetable() if i.isthing and sanitize(clean_category(i.category))]
     if not things:
         return NotApplicable("no_objects")
