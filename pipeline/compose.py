@@ -20,6 +20,7 @@ from pipeline.config import Config
 from pipeline.formats import flat_targets, render_answer, roundtrip_problem
 from pipeline.formats.getok import GetokError
 from pipeline.formats.trp import task_command, vd_cot
+from pipeline.negatives.select import wants_negative
 from pipeline.formats.segments import Ground
 from pipeline.records import Record
 from pipeline.schema import normalise_region, normalise_target
@@ -77,14 +78,15 @@ class Composer:
             else:
                 turns.append(out)
         negs = record.extras.get("negatives") or []
-        if self.negatives_on and negs and rng.random() < self.cfg.negatives.share:
+        if self.negatives_on and negs and wants_negative(self.cfg.run.seed, record.id, d, self.cfg.negatives.share):
             neg = negs[int(rng.integers(len(negs)))]
             pre, post = NEGATIVE_ANSWERS[int(rng.integers(len(NEGATIVE_ANSWERS)))]
             spec = TurnSpec("negative", [pre, Ground([neg["phrase"]]), post], vars={"phrase": neg["phrase"]},
                             annotation_ids=[neg["text_id"]] if neg.get("text_id") else [],
                             details={"negative_kind": neg.get("kind")})
             turns.insert(int(rng.integers(len(turns) + 1)), spec)
-        elif self.negatives_on and not negs:
+        elif self.negatives_on and not negs and wants_negative(self.cfg.run.seed, record.id, d,
+                                                               self.cfg.negatives.share):
             stats["task.negative.not_applicable.no_negatives"] += 1
         return turns
 

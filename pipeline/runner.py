@@ -40,6 +40,7 @@ def extra_stages(cfg: Config, stage: str, fingerprint: str) -> list:
     from functools import partial
 
     from pipeline.grid.stage import GridStage
+    from pipeline.negatives.select import NegativeSelector
     from pipeline.negatives.stage import NegativeStage
     from pipeline.stages import RecordStage
     from pipeline.templates import default_root
@@ -55,8 +56,9 @@ def extra_stages(cfg: Config, stage: str, fingerprint: str) -> list:
                      "num_cpus": float(p.sam.get("num_cpus", 1))}
         out.append(("grid", RecordStage("grid", factory), actor))
     if n.enabled and stage in ("negatives", "all"):
+        select = NegativeSelector(cfg.run.seed, n.share, cfg.run.dialogues_per_image)
         factory = partial(NegativeStage, n, cfg.cache_path(), default_root(), seed=cfg.run.seed,
-                          run_id=fingerprint[:16], config_file=cfg.file)
+                          run_id=fingerprint[:16], config_file=cfg.file, select=select)
         actor = None
         if n.miner == "llm" or n.verify.get("checkpoint"):
             factory()  # configuration problems (server settings, key variable, checkpoint) fail at start

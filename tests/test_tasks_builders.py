@@ -22,7 +22,8 @@ UNSAFE = set("<>()[]")
 @pytest.fixture(scope="module")
 def sources(realdata, coco_real_records, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("task_sources")
-    return {"coco": coco_real_records, "panoptic": panoptic_real(realdata), "flickr": flickr_with_boxes(realdata, tmp / "f"),
+    return {"coco": coco_real_records, "panoptic": panoptic_real(realdata),
+            "flickr": flickr_with_boxes(realdata, tmp / "f"),
             "flickr_plain": flickr_plain(realdata), "psg": psg_real(realdata, tmp / "p"),
             "psg_fixture": psg_fixture_records(realdata, tmp / "pf"), "refcoco": refcoco_records(tmp / "r"),
             "nested": [nested_record()]}

@@ -13,7 +13,6 @@ import json
 from pathlib import Path
 
 import numpy as np
-import pytest
 from fixtures_sources import flickr_xml, psg_fixture, refcoco_fixture, write_image, write_panoptic_png
 from PIL import Image
 
@@ -115,7 +114,7 @@ def nested_record() -> Record:
              Instance(id="l", category="leash", box=(20.0, 15.0, 35.0, 25.0)),
              Instance(id="b", category="bench", box=(40.0, 25.0, 59.0, 39.0))]
 
-    def span(phrase: str, ids: list[str], nth: int = 0) -> Span:
+    def span(phrase: str, ids: list[str]) -> Span:
         start = text.index(phrase)
         return Span(start=start, end=start + len(phrase), instance_ids=ids, chain_id="c")
 
@@ -151,7 +150,8 @@ def test_psg_real_excerpt_with_painted_masks_keeps_every_relation(realdata, tmp_
 def test_nested_record_spans_nest():
     rec = nested_record()
     t = rec.texts[0]
-    assert [t.text[s.start:s.end] for s in t.spans][:3] == ["A man with a dog on a leash", "a dog on a leash", "a leash"]
+    got = [t.text[s.start:s.end] for s in t.spans][:3]
+    assert got == ["A man with a dog on a leash", "a dog on a leash", "a leash"]
 
 
 def test_rect_instance_mask_matches_box():

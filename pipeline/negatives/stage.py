@@ -37,10 +37,11 @@ CACHE_FILE = "negatives/llm_cache.sqlite3"
 class NegativeStage:
     def __init__(self, cfg: NegativesConfig, cache_dir: str | os.PathLike, templates_dir: str | os.PathLike,
                  seed: int = 0, run_id: str | None = None, offline: OfflineSettings | None = None,
-                 config_file: str = "<config>", verifier=None):
+                 config_file: str = "<config>", verifier=None, select=None):
         """``run_id``: the budget key; give every actor of one run the same id (default: one per instance).
         ``verifier``: an already loaded :class:`~pipeline.negatives.verify.DinoVerifier` to reuse."""
         self.cfg, self.file = cfg, config_file
+        self.select = select  # Record -> bool: mine only records a dialogue will use (NegativeSelector)
         self.cache_dir, self.templates_dir = Path(cache_dir), Path(templates_dir)
         self.run_id = run_id or uuid.uuid4().hex
         off = offline or OfflineSettings()
@@ -84,6 +85,14 @@ class NegativeStage:
     def __call__(self, records: list[Record]) -> list[Record]:
         if not self.cfg.enabled:
             return records
+        records_all = records
+        if self.select is not None:
+            picked = [bool(self.select(r)) for r in records]
+            for r, p in zip(records, picked):
+                if not p:
+                    bucket = r.extras.setdefault("stats", {})
+                    bucket["negatives.not_selected"] = int(bucket.get("negatives.not_selected", 0)) + 1
+            records = [r for r, p in zip(records, picked) if p]
         use_llm = self.cfg.miner == "llm"
         if not use_llm:
             results = [self.offline(r) for r in records]
@@ -123,7 +132,7 @@ class NegativeStage:
             for k, v in sorted(stats.items()):
                 bucket[k] = int(bucket.get(k, 0)) + int(v)
             record.skips.extend(skips)
-        return records
+        return records_all
 
     def _llm_record(self, record: Record) -> tuple[list[dict], Counter, list[Skip]]:
         llm = self._llm

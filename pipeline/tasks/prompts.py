@@ -15,7 +15,8 @@ to the box edge when there is no mask) is known for every sample.
   uniformly inside its grid cell and snapped back to the sample when the jitter leaves the mask.
 - scribble: a random walk of 3-7 vertices that starts at a point drawn like the above and at each step turns by
   at most 60 degrees, stepping ~1/6 of the box's longer side (or half that), choosing among the candidate steps
-  that land on samples at least 0.35 times as deep as the deepest one (weight ``distance ** 2``); it stops early when none does.
+  that land on samples at least 0.35 times as deep as the deepest one (weight ``distance ** 2``); it stops early
+  when none does.
 - box: the instance box, each edge moved by N(0, 0.03 * side) (clipped to the image, never inverted).
 - mask: the instance RLE.
 """
