@@ -15,6 +15,7 @@ import io
 import json
 import logging
 import shutil
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -108,14 +109,22 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--sizes", type=int, nargs="+")
+    ap.add_argument("--one", type=int, help=argparse.SUPPRESS)  # internal: one size, JSON on stdout
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
+    if args.one:
+        tmp = Path(tempfile.mkdtemp(prefix="refforge-bench-"))
+        try:
+            sys.stdout.write("RESULT " + json.dumps(run_size(args.one, tmp)) + "\n")
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        return
     sizes = args.sizes or ([1000, 4000] if args.quick else [10000, 40000])
-    tmp = Path(tempfile.mkdtemp(prefix="refforge-bench-"))
-    try:
-        res = [run_size(n, tmp) for n in sizes]
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    res = []
+    for n in sizes:  # one process per size: a fresh Ray and a clean memory baseline each time
+        out = subprocess.run([sys.executable, __file__, "--one", str(n)], capture_output=True, text=True,
+                             check=True).stdout
+        res.append(json.loads(next(ln for ln in out.splitlines() if ln.startswith("RESULT "))[7:]))
     figures = {k: v for r in res for k, v in r.items() if not k.startswith("_")}
     figures[f"time ratio {sizes[-1]}/{sizes[0]} (linear = {sizes[-1] / sizes[0]:.0f})"] = \
         res[-1]["_wall"] / res[0]["_wall"]

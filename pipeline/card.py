@@ -13,6 +13,7 @@ from pathlib import Path
 import yaml
 
 from pipeline.config import Config
+from pipeline.writer import atomic_write_bytes
 
 FORMAT_NOTES = {
     "trp": "TRP (REF-VLM): `<Phrase>two dogs</Phrase>(<Unit>box</Unit>[0]<REF>[1]<REF>)`; one entry of "
@@ -29,7 +30,7 @@ def write_manifest(out_dir: Path, report: dict) -> None:
         "pipeline_version": report["run"]["pipeline_version"], "rows": report["rows"],
         "shards": [{k: s[k] for k in ("shard", "split", "rows", "sha256", "bytes")} for s in report["shards"]],
     }
-    (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
+    atomic_write_bytes(out_dir / "manifest.json", (json.dumps(manifest, indent=1, sort_keys=True) + "\n").encode())
 
 
 def _task_mix(report: dict) -> dict[str, int]:
@@ -121,4 +122,4 @@ def write_card(out_dir: Path, cfg: Config, report: dict) -> None:
     lines += ["", "## Plots", ""] + [f"![{p}]({p})" for p in plots]
     lines += ["", "Every input item is accounted for in `run_report.json` (emitted, or skipped with a reason); "
               "`manifest.json` lists each shard's rows and sha256.", ""]
-    (out_dir / "README.md").write_text("\n".join(lines))
+    atomic_write_bytes(out_dir / "README.md", "\n".join(lines).encode())

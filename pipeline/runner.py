@@ -16,7 +16,7 @@ from pipeline.plan import ShardSpec, build_converters, plan_shards, run_fingerpr
 from pipeline.report import merge_acc, reconcile, sorted_counter
 from pipeline.stages import Compose, Ingest, Write, summary_without_write
 from pipeline.templates import TemplateBank
-from pipeline.writer import shard_is_complete
+from pipeline.writer import atomic_write_bytes, shard_is_complete
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ def extra_stages(cfg: Config, stage: str, fingerprint: str) -> list:
             factory()  # fail at start on a missing / corrupt checkpoint, before any work is scheduled
             actor = {"size": int(p.sam.get("concurrency", 1)), "num_gpus": float(p.sam.get("num_gpus", 0)),
                      "num_cpus": float(p.sam.get("num_cpus", 1))}
-        out.append(("grid", RecordStage("grid", factory), actor))
+        out.append(("grid", RecordStage("grid", factory, f"grid:{fingerprint}:{cfg.cache_path()}"), actor))
     if n.enabled and stage in ("negatives", "all"):
         select = NegativeSelector(cfg.run.seed, n.share, cfg.run.dialogues_per_image)
         factory = partial(NegativeStage, n, cfg.cache_path(), default_root(), seed=cfg.run.seed,
@@ -64,7 +64,7 @@ def extra_stages(cfg: Config, stage: str, fingerprint: str) -> list:
             factory()  # configuration problems (server settings, key variable, checkpoint) fail at start
             actor = {"size": int(n.llm.get("actors", 1)), "num_cpus": float(n.llm.get("num_cpus", 0.5)),
                      "num_gpus": float(n.verify.get("num_gpus", 0))}
-        out.append(("negatives", RecordStage("negatives", factory), actor))
+        out.append(("negatives", RecordStage("negatives", factory, f"negatives:{fingerprint}:{cfg.cache_path()}"), actor))
     return out
 
 
@@ -121,7 +121,7 @@ def build(cfg: Config, stage: str = "all", only_source: str | None = None) -> di
         _stale_cleanup(out_dir, {s.name for s in specs})
         write_manifest(out_dir, report)
         write_card(out_dir, cfg, report)
-        (out_dir / "run_report.json").write_text(json.dumps(report, indent=1, sort_keys=True))
+        atomic_write_bytes(out_dir / "run_report.json", json.dumps(report, indent=1, sort_keys=True).encode())
     return report
 
 

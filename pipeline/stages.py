@@ -12,6 +12,7 @@ Heavy stages (SAM, LLM) are callable classes that load once; Ray runs them as ac
 from __future__ import annotations
 
 import os
+import hashlib
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -50,7 +51,7 @@ class Ingest:
         self.cfg, self.only_source = cfg, only_source
 
     def _converters(self) -> dict:
-        key = f"{self.cfg.file}:{self.only_source}:{hash(self.cfg.model_dump_json())}"
+        key = f"{self.only_source}:{hashlib.sha256(self.cfg.model_dump_json().encode()).hexdigest()}"
         if key not in _CONVERTERS:
             _CONVERTERS[key] = build_converters(self.cfg, self.only_source)
         return _CONVERTERS[key]
@@ -68,36 +69,38 @@ class Ingest:
         return work
 
 
+_STAGES: dict[str, object] = {}
+
+
 class RecordStage:
     """Adapts a heavy per-record stage (grid, negatives) to shards; built lazily from a picklable factory, so a
     Ray actor builds it once and a plain task or the local loop builds it on first use."""
 
-    def __init__(self, name: str, factory):
-        self.name, self.factory = name, factory
-        self._stage = None
-
-    def __getstate__(self) -> dict:
-        return {"name": self.name, "factory": self.factory, "_stage": None}
+    def __init__(self, name: str, factory, key: str):
+        self.name, self.factory, self.key = name, factory, key  # key: the config it was built from
 
     def __call__(self, work: ShardWork) -> ShardWork:
         t0 = time.perf_counter()
-        if self._stage is None:
-            self._stage = self.factory()
-        work.records = self._stage(work.records)
+        if self.key not in _STAGES:  # per process: an actor or a reused task worker builds it once
+            _STAGES[self.key] = self.factory()
+        work.records = _STAGES[self.key](work.records)
         _timed(work, self.name, t0)
         return work
+
+
+_COMPOSERS: dict[str, Composer] = {}  # per worker process: templates compiled once, reused by every shard
 
 
 class Compose:
     def __init__(self, cfg: Config):
         self.cfg = cfg
-        self._composer: Composer | None = None
+        self.key = hashlib.sha256(cfg.model_dump_json().encode()).hexdigest()
 
     def __call__(self, work: ShardWork) -> ShardWork:
         t0 = time.perf_counter()
-        if self._composer is None:
-            self._composer = Composer(self.cfg)
-        work.rows, stats = self._composer(work.records)
+        if self.key not in _COMPOSERS:
+            _COMPOSERS[self.key] = Composer(self.cfg)
+        work.rows, stats = _COMPOSERS[self.key](work.records)
         work.stats.update(stats)
         work.stats.update(stage_skip_stats(work.records))
         work.grid_values = collect_values(work.records)

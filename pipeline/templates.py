@@ -85,6 +85,9 @@ class Template:
     file: str  # "templates/<task>/<kind>.jinja" (relative to the bank root's parent)
     line: int  # 1-based line of the template in that file (0 for the built-in identity answer)
     compiled: _JinjaTemplate = field(repr=False, compare=False, default=None)
+    # fast path: a template that is only text and plain {{ name }} substitutions renders by joining these parts
+    # (literal, name, literal, ...), exactly as Jinja would; anything else (filters, tags) goes through Jinja
+    parts: tuple[str, ...] | None = field(repr=False, compare=False, default=None)
 
     @property
     def where(self) -> str:
@@ -96,6 +99,18 @@ class Template:
 
     def render(self, **variables: str) -> str:
         """Render with the given variables and strip the result."""
+        if self.parts is not None:
+            out = []
+            for i, p in enumerate(self.parts):
+                if i % 2 == 0:
+                    out.append(p)
+                elif p in variables:
+                    out.append(str(variables[p]))
+                else:
+                    raise ConfigError(self.where, self.id, f"undefined variable: '{p}' is undefined",
+                                      f"pass it, or use only the variables templates/{CATALOG} declares for "
+                                      f"{self.task!r}")
+            return "".join(out).strip()
         try:
             return self.compiled.render(**variables).strip()
         except UndefinedError as e:
@@ -110,9 +125,27 @@ class Template:
 _ENV = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=False)
 
 
+_SIMPLE_VAR = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
+
+
+def simple_parts(code: str) -> tuple[str, ...] | None:
+    """(literal, name, literal, ...) when `code` is only text and plain ``{{ name }}``; else None."""
+    pieces = _SIMPLE_VAR.split(code)
+    if any(tok in pieces[i] for i in range(0, len(pieces), 2) for tok in ("{{", "{%", "{#", "}}", "%}", "#}")):
+        return None
+    return tuple(pieces)
+
+
+def _make(id: str, task: str, kind: str, source: str, file: str, line: int, code: str,
+          env: SandboxedEnvironment | None = None) -> Template:
+    parts = simple_parts(code)
+    compiled = None if parts is not None else (env or _ENV).from_string(code)
+    return Template(id, task, kind, source, file, line, compiled, parts)
+
+
 def _rebuild(id: str, task: str, kind: str, source: str, file: str, line: int) -> Template:
     code = source if kind == "system" else source.replace("\\n", "\n")
-    return Template(id, task, kind, source, file, line, _ENV.from_string(code))
+    return _make(id, task, kind, source, file, line, code)
 
 
 def template_id(task: str, kind: str, source: str) -> str:
@@ -259,8 +292,8 @@ def _load_task(env: SandboxedEnvironment, root: Path, task: str) -> dict[str, li
         if not path.is_file():
             if kind != "answer":
                 raise ConfigError(rel, "<file>", "missing", f"write the task's {kind} template(s)")
-            kinds[kind] = [Template(template_id(task, kind, IDENTITY_ANSWER), task, kind, IDENTITY_ANSWER,
-                                    "<built-in>", 0, env.from_string(IDENTITY_ANSWER))]
+            kinds[kind] = [_make(template_id(task, kind, IDENTITY_ANSWER), task, kind, IDENTITY_ANSWER,
+                                 "<built-in>", 0, IDENTITY_ANSWER, env)]
             continue
         kinds[kind] = _compile_file(env, path, rel, task, kind)
         if not kinds[kind]:
@@ -290,8 +323,7 @@ def _compile(env: SandboxedEnvironment, code: str, source: str, rel: str, task: 
              error_line: int | None) -> Template:
     """Compile one template; a syntax error names the file line (``error_line``, else Jinja's own line)."""
     try:
-        compiled = env.from_string(code)
+        return _make(template_id(task, kind, source), task, kind, source, rel, line, code, env)
     except TemplateSyntaxError as e:
         at = error_line if error_line is not None else (e.lineno or line)
         raise ConfigError(f"{rel}:{at}", task, f"Jinja syntax error: {e.message}", "fix the template line") from e
-    return Template(template_id(task, kind, source), task, kind, source, rel, line, compiled)

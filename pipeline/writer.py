@@ -29,7 +29,7 @@ from pipeline.schema import arrow_schema
 
 ROW_GROUP_SIZE = 256
 FAULT_ENV = "REFFORGE_FAULT"
-WORKER_ENV = "REFFORGE_WORKER"  # set by pipeline.execute in Ray workers ("ray:<node id>"); recorded per marker
+WORKER_ENV = "REFFORGE_WORKER"  # "ray:<node id>", set by pipeline.execute in Ray workers; kept in each marker
 _fault_seen: dict[str, int] = {}
 
 
@@ -63,7 +63,7 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def _atomic_write_bytes(path: Path, data: bytes, fault: bool = False) -> None:
+def atomic_write_bytes(path: Path, data: bytes, fault: bool = False) -> None:
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
         with open(tmp, "wb") as fh:
@@ -90,7 +90,7 @@ def write_parquet(rows: list[dict], path: Path) -> tuple[str, int, int]:
     for stale in path.parent.glob(f".{path.name}.tmp-*"):  # left by a killed run
         stale.unlink(missing_ok=True)
     try:
-        _atomic_write_bytes(path, data, fault=True)
+        atomic_write_bytes(path, data, fault=True)
     except OSError as e:
         raise ShardWriteError(path.stem, path, e) from e
     return hashlib.sha256(data).hexdigest(), table.num_rows, len(data)
@@ -103,7 +103,7 @@ def marker_path(out_dir: Path, shard_name: str) -> Path:
 def write_marker(out_dir: Path, shard_name: str, payload: dict) -> None:
     p = marker_path(out_dir, shard_name)
     p.parent.mkdir(parents=True, exist_ok=True)
-    _atomic_write_bytes(p, json.dumps(payload, sort_keys=True, indent=1).encode())
+    atomic_write_bytes(p, json.dumps(payload, sort_keys=True, indent=1).encode())
 
 
 def read_marker(out_dir: Path, shard_name: str) -> dict | None:

@@ -57,7 +57,8 @@ def _row(i: int, embed: bool, image_path: str = "") -> dict:
     regions = [
         {"turn": 3, "kind": "box", "instance_id": "3", "box": [20, 60, 100, 110]},
         {"turn": 5, "kind": "point", "instance_id": "4", "box": [100, 10, 150, 100], "points": [120, 50]},
-        {"turn": 5, "kind": "scribble", "instance_id": "1", "box": [10, 10, 60, 50], "points": [12, 12, 30, 30, 55, 40]},
+        {"turn": 5, "kind": "scribble", "instance_id": "1", "box": [10, 10, 60, 50],
+         "points": [12, 12, 30, 30, 55, 40]},
         {"turn": 5, "kind": "mask", "instance_id": "2", "box": [80, 20, 150, 90], "mask": _mask(80, 20, 150, 90)},
     ]
     messages = [
