@@ -32,6 +32,9 @@ def _summary(report: dict, out: Path | None) -> None:
     for src, a in sorted(report["sources"].items()):
         skipped = {k: sum(v.values()) for k, v in a["skipped"].items()}
         log.info("  %s: inputs %s, emitted %s, skipped %s", src, a["inputs"], a["emitted"], skipped)
+    stage_stats = {k: v for k, v in report["stats"].items() if k.startswith(("grid.", "negatives.", "dialogue."))}
+    if stage_stats:
+        log.info("  stats: %s", ", ".join(f"{k}={v}" for k, v in stage_stats.items()))
     if not report["all_accounted"]:
         log.error("unaccounted inputs: %s", report["unaccounted"])
     if out is not None:

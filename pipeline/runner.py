@@ -52,8 +52,7 @@ def extra_stages(cfg: Config, stage: str, fingerprint: str) -> list:
         actor = None
         if p.backend == "sam":
             factory()  # fail at start on a missing / corrupt checkpoint, before any work is scheduled
-            actor = {"size": int(p.sam.get("concurrency", 1)), "num_gpus": float(p.sam.get("num_gpus", 0)),
-                     "num_cpus": float(p.sam.get("num_cpus", 1))}
+            actor = {"size": int(p.sam.get("concurrency", 1)), "num_gpus": float(p.sam.get("num_gpus", 0))}
         out.append(("grid", RecordStage("grid", factory, f"grid:{fingerprint}:{cfg.cache_path()}"), actor))
     if n.enabled and stage in ("negatives", "all"):
         select = NegativeSelector(cfg.run.seed, n.share, cfg.run.dialogues_per_image)

@@ -129,3 +129,16 @@ def test_file_names_escaping_the_root_are_never_read(tmp_path):
     records, acc, gaps = convert(paths)
     assert records == []
     assert reasons(acc, "image") == {"unsafe_path": 3}
+
+
+def test_duplicate_image_ids_and_non_utf8_file(tmp_path):
+    images = [{"id": 1, "file_name": "a.png", "width": 64, "height": 48},
+              {"id": 1, "file_name": "b.png", "width": 64, "height": 48}]
+    paths = tiny_coco(tmp_path, images=images, annotations=[], captions=[])
+    records, acc, gaps = convert(paths)
+    assert [r.image.path.endswith("a.png") for r in records] == [True]
+    assert reasons(acc, "image") == {"duplicate_image_id": 1} and gaps == {}
+    paths["captions"].write_bytes(b'{"annotations": [{"id": 1, "image_id": 1, "caption": "caf\xe9"}]}')
+    with pytest.raises(InputFileError) as e:
+        CocoConverter("src", CocoOptions(**{k: str(v) for k, v in paths.items()}), ROOT).plan()
+    assert "captions.json" in str(e.value) and "not valid UTF-8 at byte" in str(e.value)
