@@ -61,7 +61,7 @@ def extra_stages(cfg: Config, stage: str, fingerprint: str) -> list:
         actor = None
         if n.miner == "llm" or n.verify.get("checkpoint"):
             factory()  # configuration problems (server settings, key variable, checkpoint) fail at start
-            actor = {"size": int(n.llm.get("actors", 1)), "num_cpus": float(n.llm.get("num_cpus", 0.5)),
+            actor = {"size": int(n.llm.get("actors", 1)), "num_cpus": 0.5,  # IO-bound: half a CPU each
                      "num_gpus": float(n.verify.get("num_gpus", 0))}
         out.append(("negatives", RecordStage("negatives", factory, f"negatives:{fingerprint}:{cfg.cache_path()}"), actor))
     return out

@@ -150,3 +150,55 @@ def test_local_build_logs_rows_rate_and_eta_per_shard(tmp_path, setup, caplog):
     assert [ln.split()[1] for ln in lines] == SHARDS
     assert all("rows/s" in ln and " rows," in ln for ln in lines)
     assert lines[-1].endswith("ETA 0 s") and "(3/3)" in lines[-1]
+
+
+@pytest.mark.slow
+def test_kill_9_during_the_llm_stage_then_rerun_uses_the_cache(tmp_path):
+    """SIGKILL while the LLM miner is talking to a real local OpenAI-protocol server; the rerun reuses the
+    responses cached before the kill and the corpus equals an uninterrupted run."""
+    import signal
+    import time
+
+    import yaml
+
+    from tests.openai_server import OpenAIServer
+
+    generate(tmp_path / "in", n_images=6, seed=4)
+    inputs = {"instances": tmp_path / "in/annotations/instances.json",
+              "captions": tmp_path / "in/annotations/captions.json", "image_root": tmp_path / "in/images"}
+    with OpenAIServer(delay=0.3) as server:
+        def config(name: str) -> Path:
+            path = write_config(tmp_path / name, inputs, shard_size=2, cache_dir=str(tmp_path / name / "cache"))
+            cfg = yaml.safe_load(path.read_text())
+            cfg["negatives"] = {"miner": "llm", "share": 1.0, "llm": {
+                "base_url": f"http://127.0.0.1:{server.port}/v1", "model": "local-test", "api_key_env": None,
+                "concurrency": 1, "max_retries": 0}}
+            path.write_text(yaml.safe_dump(cfg))
+            return path
+
+        ref_cfg, cfg = config("ref"), config("killed")
+        ref = _cli_build(ref_cfg, tmp_path / "ref" / "out")
+        assert ref.returncode == 0, ref.stderr[-3000:]
+        full_calls = len(server.chat_requests())
+        assert full_calls >= 6  # one request per record at least
+
+        env = {k: v for k, v in os.environ.items() if k != FAULT_ENV}
+        env["PYTHONPATH"] = str(ROOT)
+        cmd = [sys.executable, "-m", "pipeline.cli", "build", str(cfg), "--executor", "local", "--no-progress",
+               "--output-dir", str(tmp_path / "killed" / "out")]
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 300
+        while len(server.chat_requests()) < full_calls + 3 and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        os.kill(proc.pid, signal.SIGKILL)
+        assert proc.wait() == -9
+        out = tmp_path / "killed" / "out" / "t"
+        assert not (out / "manifest.json").exists()  # killed mid-run
+        before_rerun = len(server.chat_requests())
+        rerun = _cli_build(cfg, tmp_path / "killed" / "out")
+        assert rerun.returncode == 0, rerun.stderr[-3000:]
+        rerun_calls = len(server.chat_requests()) - before_rerun
+    assert rerun_calls < full_calls  # the responses received before the kill came from the cache
+    assert _corpus_bytes(out) == _corpus_bytes(tmp_path / "ref" / "out" / "t")
+    report = json.loads((out / "run_report.json").read_text())
+    assert report["all_accounted"] and report["sources"]["tiny"]["inputs"]["image"] == 6

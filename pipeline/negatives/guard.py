@@ -115,22 +115,10 @@ class Vocabulary:
         return out
 
     def ancestors(self, concept: str) -> set[str]:
-        seen, stack = set(), list(self.parents.get(concept, ()))
-        while stack:
-            c = stack.pop()
-            if c not in seen:
-                seen.add(c)
-                stack.extend(self.parents.get(c, ()))
-        return seen
+        return _closure(concept, self.parents)
 
     def descendants(self, concept: str) -> set[str]:
-        seen, stack = set(), list(self.children.get(concept, ()))
-        while stack:
-            c = stack.pop()
-            if c not in seen:
-                seen.add(c)
-                stack.extend(self.children.get(c, ()))
-        return seen
+        return _closure(concept, self.children)
 
     @lru_cache(maxsize=4096)
     def related(self, concept: str) -> frozenset[str]:
@@ -204,3 +192,14 @@ class Guard:
     def forbidden_terms(self) -> list[str]:
         """Surface terms of every forbidden concept (for the LLM prompt), sorted."""
         return list(self.vocab.terms_of(self.forbidden, frozenset(self.raw)))
+
+
+def _closure(concept: str, edges: dict) -> set[str]:
+    """Every concept reachable from `concept` along `edges` (parents or children), itself excluded."""
+    seen, stack = set(), list(edges.get(concept, ()))
+    while stack:
+        c = stack.pop()
+        if c not in seen:
+            seen.add(c)
+            stack.extend(edges.get(c, ()))
+    return seen

@@ -32,6 +32,7 @@ class LLMSettings(_Strict):
     concurrency: int = Field(8, ge=1, le=256)  # requests in flight per worker (x actor-pool size across the run)
     max_calls: int | None = Field(None, ge=0)  # run-level budget of HTTP calls; null: unlimited
     max_phrases: int = Field(8, ge=1, le=64)  # phrases sent per record (one request per record)
+    actors: int = Field(1, ge=1, le=64)  # Ray actor-pool size of the LLM stage (concurrency x actors in flight)
 
 
 class VerifySettings(_Strict):
@@ -42,6 +43,7 @@ class VerifySettings(_Strict):
     image_size: int = Field(800, ge=64, le=2048)  # shorter image side fed to the detector (upstream: 800)
     max_size: int = Field(1333, ge=64, le=4096)
     device: str = "cpu"
+    num_gpus: float = Field(0.0, ge=0.0)  # GPUs per verification actor (Ray)
 
 
 def _parse(model: type[BaseModel], raw: dict[str, Any] | None, block: str, file: str) -> Any:
