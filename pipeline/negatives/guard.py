@@ -84,8 +84,16 @@ class Vocabulary:
         """Longest-first, left-to-right term matches (``toks``: the text's tokens when already known)."""
         toks = tokenize(text) if toks is None else toks
         words = [t[0] for t in toks]
+        return [Mention(i, i + n, toks[i][1], toks[i + n - 1][2], " ".join(words[i:i + n]), hit[0], hit[1])
+                for i, n, hit in self._longest(words)]
+
+    def concepts_in(self, words: list[str]) -> list[tuple[str, frozenset[str]]]:
+        """(surface, concepts) of the longest-first term matches in a word list (no offsets: the fast path)."""
+        return [(" ".join(words[i:i + n]), hit[0]) for i, n, hit in self._longest(words)]
+
+    def _longest(self, words: list[str]):
+        """(start, length, term entry) of the longest-first, left-to-right, non-overlapping term matches."""
         first, terms, max_len = self.first_words, self.terms, self.max_len
-        out: list[Mention] = []
         n_words, covered = len(words), 0
         for i in [i for i, w in enumerate(words) if w in first]:
             if i < covered:
@@ -93,26 +101,9 @@ class Vocabulary:
             for n in range(min(max_len, n_words - i), 0, -1):
                 hit = terms.get(tuple(words[i:i + n]))
                 if hit is not None:
-                    out.append(Mention(i, i + n, toks[i][1], toks[i + n - 1][2], " ".join(words[i:i + n]),
-                                       hit[0], hit[1]))
+                    yield i, n, hit
                     covered = i + n
                     break
-        return out
-
-    def concepts_in(self, words: list[str]) -> list[tuple[str, frozenset[str]]]:
-        """(surface, concepts) of the longest-first term matches in a word list (no offsets: the fast path)."""
-        first, terms, max_len = self.first_words, self.terms, self.max_len
-        out, n_words, covered = [], len(words), 0
-        for i in [i for i, w in enumerate(words) if w in first]:
-            if i < covered:
-                continue
-            for n in range(min(max_len, n_words - i), 0, -1):
-                hit = terms.get(tuple(words[i:i + n]))
-                if hit is not None:
-                    out.append((" ".join(words[i:i + n]), hit[0]))
-                    covered = i + n
-                    break
-        return out
 
     def ancestors(self, concept: str) -> set[str]:
         return _closure(concept, self.parents)
